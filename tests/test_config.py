@@ -1,0 +1,22 @@
+import pytest
+from pydantic import ValidationError
+
+from tessy.config import load_config
+from tests.conftest import REPO
+
+
+def test_demo_config_loads():
+    cfg = load_config(REPO / "configs/demo.yaml")
+    assert cfg.name == "demo" and len(cfg.sources) == 2
+
+
+def test_unknown_key_is_an_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nsources:\n  - path: a.jsonl\n    fromat: generic\n")
+    with pytest.raises(ValidationError, match="fromat"):
+        load_config(path)
+
+
+def test_missing_config_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config not found"):
+        load_config(tmp_path / "nope.yaml")

@@ -1,0 +1,28 @@
+import yaml
+
+from flows.ingest import ingest_flow
+from tests.conftest import REPO
+from warehouse.db import open_warehouse
+
+
+def test_ingest_flow_runs_every_configured_source(tmp_path, prefect_harness):
+    db = tmp_path / "wh.duckdb"
+    config = {
+        "name": "flow-test",
+        "warehouse": str(db),
+        "sources": [
+            {"path": str(REPO / "tessy/data/sample_openthoughts_metadata.jsonl")},
+            {"path": str(REPO / "tessy/data/sample_nemotron.jsonl"), "format": "nemotron"},
+        ],
+    }
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    result = ingest_flow(path)
+
+    assert (result["read"], result["ingested"], result["duplicates"], result["quarantined"]) == (14, 12, 1, 1)
+    with open_warehouse(db, read_only=True) as wh:
+        run = wh.frame("SELECT * FROM runs").to_dicts()
+        reasons = wh.frame("SELECT locator, reason FROM quarantine").to_dicts()
+    assert len(run) == 1 and run[0]["status"] == "completed" and run[0]["flow_run_id"]
+    assert reasons[0]["locator"].endswith("sample_nemotron.jsonl:4")

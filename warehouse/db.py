@@ -1,0 +1,145 @@
+"""The one module that talks to the DuckDB warehouse.
+
+DuckDB allows one writer process at a time: flows and the CLI open it writable only for the short
+span of a load; readers (`tessy sql`, reports) open it read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+DEFAULT_DB = Path(".tessy/warehouse.duckdb")
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def default_db_path() -> Path:
+    """`TESSY_DB` when set, else `.tessy/warehouse.duckdb`."""
+    return Path(os.environ.get("TESSY_DB") or DEFAULT_DB)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) of every migration shipped with the package, in order."""
+    found = []
+    for entry in resources.files("warehouse.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text()))
+    return sorted(found)
+
+
+def migrate(con: duckdb.DuckDBPyConnection, target: int | None = None) -> list[int]:
+    """Apply the migrations not yet recorded in `schema_migrations`, up to `target`; return them."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR,"
+        " applied_at TIMESTAMP NOT NULL)"
+    )
+    done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    applied = []
+    for version, name, sql in migrations():
+        if version in done or (target is not None and version > target):
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, _now()])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def code_version() -> str:
+    """The package version plus the git commit when running from a checkout."""
+    from importlib.metadata import version
+
+    head = Path(__file__).resolve().parent.parent / ".git" / "HEAD"
+    sha = ""
+    if head.exists():
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            ref_file = head.parent / ref[5:]
+            ref = ref_file.read_text().strip() if ref_file.exists() else ""
+        sha = ref[:12]
+    return f"{version('tessy')}+{sha}" if sha else version("tessy")
+
+
+class Warehouse:
+    """A migrated connection with the project's reads and writes."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self.con = con
+        self.path = path
+
+    # -- runs ---------------------------------------------------------------------------------
+    def start_run(
+        self, kind: str, config: dict[str, Any] | None = None, flow_run_id: str | None = None
+    ) -> str:
+        from tessy.hashing import config_hash
+
+        run_id = f"{kind}-{_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        config = config or {}
+        self.con.execute(
+            "INSERT INTO runs (run_id, kind, config_json, config_hash, code_version, flow_run_id, started_at,"
+            " status) VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
+            [
+                run_id,
+                kind,
+                json.dumps(config, sort_keys=True, default=str),
+                config_hash(config),
+                code_version(),
+                flow_run_id,
+                _now(),
+            ],
+        )
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, stats: dict[str, Any] | None = None) -> None:
+        self.con.execute(
+            "UPDATE runs SET finished_at = ?, status = ?, stats_json = ? WHERE run_id = ?",
+            [_now(), status, json.dumps(stats or {}, sort_keys=True), run_id],
+        )
+
+    # -- reads --------------------------------------------------------------------------------
+    def frame(self, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
+        """Run a query and return a Polars frame."""
+        return self.con.sql(sql, params=params).pl()
+
+    def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        row = self.con.execute(sql, params or []).fetchone()
+        return row[0] if row else None
+
+
+@contextmanager
+def open_warehouse(path: Path | str | None = None, *, read_only: bool = False) -> Iterator[Warehouse]:
+    """Open (creating and migrating when writable) the warehouse at `path`."""
+    path = Path(path) if path else default_db_path()
+    if read_only:
+        if not path.exists():
+            raise FileNotFoundError(f"no warehouse at {path}: run `tessy ingest` first or pass --db")
+        con = duckdb.connect(str(path), read_only=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(path))
+        migrate(con)
+    try:
+        yield Warehouse(con, path)
+    finally:
+        con.close()
