@@ -13,13 +13,11 @@ import pyarrow as pa
 from tessy.sources.formats import Field, FirstTurn, Plan, Question
 from tessy.sources.records import QUESTION_SCHEMA, Quarantined, normalize_text, raw_text
 
-RowKeys = pl.Series  # per row: 1-based line number (line files) or 0-based row index
-
 
 def question_expr(question: Question, schema: pl.Schema) -> pl.Expr | str:
     """An expression for the question value, or the reason no row of this schema can have one."""
     if question.column not in schema:
-        return question.missing_reason()
+        return f"no question: column '{question.column}' is missing"
     if isinstance(question, FirstTurn):
         return _first_turn_expr(question, schema[question.column])
     return _field_expr(question, schema)
@@ -65,22 +63,25 @@ def _as_string(column: str | None, schema: pl.Schema) -> pl.Expr:
         # Keep the value as JSON: wrap it in a one-field struct, encode, and cut the wrapper off.
         encoded = pl.struct(pl.col(column).alias("v")).struct.json_encode().str.slice(5).str.head(-1)
         return pl.when(pl.col(column).is_null()).then(None).otherwise(encoded)
-    return pl.col(column).cast(pl.String)
+    return pl.col(column).cast(pl.String, strict=False)  # e.g. binary that is not UTF-8 -> null
 
 
 def extract(
-    rows: pa.Table | pa.RecordBatch,
+    df: pl.DataFrame,
     plan: Plan,
     *,
     source: str,
     file: str,
     sep: str,
-    keys: RowKeys,
+    keys: pl.Series,
     max_chars: int,
     raw_row: Callable[[int], object],
 ) -> tuple[pa.Table, list[Quarantined]]:
-    """Questions and quarantine records for `rows`; every row ends up in exactly one of them."""
-    df = pl.DataFrame(rows)
+    """Questions and quarantine records for the rows of `df`; every row ends up in exactly one.
+
+    `keys` holds each row's position for its locator `{file}{sep}{key}`: a 1-based line number
+    (line files) or a 0-based row index; `raw_row(i)` gives row i for a quarantine record.
+    """
     locator = pl.concat_str(pl.lit(file + sep), pl.lit(keys).cast(pl.String))
     question = question_expr(plan.question, df.schema)
     metadata = [pl.lit(plan.format).alias("format")]
@@ -98,7 +99,7 @@ def extract(
     ids = [hashlib.sha256(text.encode()).hexdigest() for text in texts]
     kept = frame.drop("question")
     if len(keep) < frame.height:
-        kept = kept[keep]
+        kept = kept.select(pl.all().gather(keep))
     table = kept.with_columns(
         question_id=pl.Series(ids, dtype=pl.String),
         text=pl.Series(texts, dtype=pl.String),

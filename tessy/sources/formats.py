@@ -48,7 +48,7 @@ class FirstTurn:
     def missing_reason(self) -> str:
         return (
             f"no question: '{self.column}' has no turn with {self.role_key}={self.role!r} "
-            f"and a non-null '{self.text_key}'"
+            f"(or the first one has no '{self.text_key}')"
         )
 
 
@@ -186,6 +186,6 @@ def make_plan(spec: Format, columns: Collection[str]) -> Plan:
         id_column=first(spec.id_columns),
         domain_column=first(spec.domain_columns),
         difficulty_column=first(spec.difficulty_columns),
-        metadata_columns=spec.metadata_columns,
+        metadata_columns=tuple(c for c in spec.metadata_columns if c in columns),
         placeholder=spec.placeholder,
     )

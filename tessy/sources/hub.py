@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable, Iterator
 
-from tessy.sources.files import JsonRows
+from tessy.sources.json_rows import JsonRows
 
 HUB_PREFIX = "hf://"
 

@@ -1,23 +1,23 @@
 """`read_source`: stream questions out of a file, a directory or a Hub dataset, in batches."""
 
+import os
 from collections.abc import Collection, Iterable, Iterator
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from tessy.sources.extract import extract
-from tessy.sources.files import JsonRows, is_parquet, iter_json_rows, list_files
 from tessy.sources.formats import FORMATS, Format, Plan, detect_format, get_format, make_plan
 from tessy.sources.hub import HUB_PREFIX, iter_hub_splits, parse_hub_uri
+from tessy.sources.inputs import is_parquet, list_files
+from tessy.sources.json_rows import JsonRows, iter_json_rows
+from tessy.sources.parquet import PARQUET_ERRORS, iter_batches, open_parquet, row_text
 from tessy.sources.records import QUESTION_SCHEMA, Quarantined, SourceBatch, raw_text
-
-# pyarrow raises these for unreadable Parquet (ArrowIOError is an OSError).
-PARQUET_ERRORS = (pa.ArrowException, OSError)
 
 
 def read_source(
-    path: str,
+    path: str | os.PathLike[str],
     fmt: str | None = None,
     *,
     question_field: str | None = None,
@@ -30,6 +30,7 @@ def read_source(
     (implies `generic`) is a dotted path such as `dialogs[0].content`. Caller errors (unknown
     format, missing path) raise here; bad data becomes quarantine records in the batches.
     """
+    path = os.fspath(path)
     if batch_rows < 1 or max_chars < 1:
         raise ValueError(f"batch_rows and max_chars must be positive, got {batch_rows} and {max_chars}")
     spec = get_format(fmt or "generic", question_field) if fmt or question_field else None
@@ -78,43 +79,53 @@ def _parquet_batches(
     file: str, source: str, spec: Format | None, max_chars: int, batch_rows: int
 ) -> Iterator[SourceBatch]:
     try:
-        # pre_buffer=False: buffering whole row groups ahead costs memory and, here, speed.
-        parquet = pq.ParquetFile(file, pre_buffer=False)
+        parquet = open_parquet(file)
     except PARQUET_ERRORS as err:
         yield _file_error(source, file, f"cannot read Parquet: {err}")
         return
     names = parquet.schema_arrow.names
     plan = _plan(spec, names)
     columns = None if isinstance(plan, str) else [c for c in plan.columns if c in names]
-    batches = parquet.iter_batches(batch_size=batch_rows, columns=columns)
+    batches = iter_batches(parquet, columns, batch_rows)
     start = 0
     while True:
         try:
-            batch = next(batches, None)
+            batch, invalid = next(batches, (None, []))
         except PARQUET_ERRORS as err:
             yield _file_error(source, f"{file}#{start}", f"cannot read Parquet from row {start} on: {err}")
             return
         if batch is None:
             return
+        n_read = batch.num_rows
+        keys = np.arange(start, start + n_read)
+        quarantined = [
+            Quarantined(source, f"{file}#{start + i}", "invalid UTF-8 in a string column", row_text(batch, i))
+            for i in invalid
+        ]
+        if invalid:
+            keep = np.ones(n_read, dtype=bool)
+            keep[invalid] = False
+            batch, keys = batch.filter(pa.array(keep)), keys[keep]
+        rows = pl.DataFrame(batch)
         if isinstance(plan, str):
             table = QUESTION_SCHEMA.empty_table()
-            rows = batch.to_pylist()
-            quarantined = _unknown_schema(
-                plan, rows, source=source, file=file, sep="#", keys=range(start, start + len(rows))
+            quarantined += _unknown_schema(
+                plan, rows.to_dicts(), source=source, file=file, sep="#", keys=keys
             )
         else:
-            table, quarantined = extract(
-                batch,
+            table, rejected = extract(
+                rows,
                 plan,
                 source=source,
                 file=file,
                 sep="#",
-                keys=pl.int_range(start, start + batch.num_rows, eager=True),
+                keys=pl.Series(keys),
                 max_chars=max_chars,
-                raw_row=lambda i, batch=batch: batch.slice(i, 1).to_pylist()[0],
+                raw_row=lambda i, rows=rows: rows.row(i, named=True),
             )
-        yield SourceBatch(table, quarantined, batch.num_rows)
-        start += batch.num_rows
+            quarantined += rejected
+        yield SourceBatch(table, quarantined, n_read)
+        start += n_read
 
 
 def _json_batches(
@@ -138,7 +149,7 @@ def _json_batches(
                     quarantined.append(Quarantined(source, locator, reason, raw_text(chunk.rows[lo])))
                     continue
                 table, rejected = extract(
-                    part,
+                    pl.DataFrame(part),
                     plan,
                     keys=pl.Series(chunk.keys[lo:hi], dtype=pl.Int64),
                     max_chars=max_chars,

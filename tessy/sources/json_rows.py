@@ -1,51 +1,19 @@
-"""Finding input files and streaming JSON rows out of them, one bad line never spoiling a file."""
+"""Streaming JSON rows out of JSON Lines and JSON files, one bad line never spoiling a file."""
 
 import gzip
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
 
 import ijson
 import orjson
 
+from tessy.sources.inputs import LINE_SUFFIXES
 from tessy.sources.records import Quarantined, raw_text
-
-LINE_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
-JSON_SUFFIXES = (".json", ".json.gz")
-PARQUET_SUFFIXES = (".parquet",)
-SUFFIXES = LINE_SUFFIXES + JSON_SUFFIXES + PARQUET_SUFFIXES
 
 # What a truncated or corrupt file raises part-way through.
 READ_ERRORS = (OSError, EOFError, zlib.error, ijson.JSONError, UnicodeDecodeError)
-
-
-def is_supported(path: str | Path) -> bool:
-    return str(path).lower().endswith(SUFFIXES)
-
-
-def is_parquet(path: str) -> bool:
-    return path.lower().endswith(PARQUET_SUFFIXES)
-
-
-def list_files(path: str) -> list[str]:
-    """The file itself, or every supported file under a directory (recursively, sorted)."""
-    root = Path(path)
-    if not root.exists():
-        raise FileNotFoundError(f"source not found: {path}")
-    if root.is_file():
-        if not is_supported(root):
-            raise ValueError(f"unsupported file type: {path} (expected one of {', '.join(SUFFIXES)})")
-        return [path]
-    files = [
-        f
-        for f in sorted(root.rglob("*"))
-        if f.is_file() and is_supported(f) and not any(p.startswith(".") for p in f.relative_to(root).parts)
-    ]
-    if not files:
-        raise ValueError(f"no {', '.join(SUFFIXES)} files under {path}")
-    return [str(f) for f in files]
 
 
 @dataclass
@@ -84,21 +52,22 @@ def _iter_lines(path: str, source: str, batch_rows: int) -> Iterator[JsonRows]:
             for line_no, line in enumerate(f, 1):
                 if line.isspace():
                     continue  # blank lines are not rows
+                reason = None
                 try:
                     row = orjson.loads(line.decode("utf-8"))
                 except UnicodeDecodeError as err:
-                    chunk.reject(source, line_no, f"invalid UTF-8: {err}", line)
+                    reason = f"invalid UTF-8: {err}"
                 except orjson.JSONDecodeError as err:
-                    chunk.reject(source, line_no, f"malformed JSON: {err}", line)
+                    reason = f"malformed JSON: {err}"
                 else:
-                    if isinstance(row, dict):
-                        chunk.rows.append(row)
-                        chunk.keys.append(line_no)
-                        chunk.n_read += 1
-                    else:
-                        chunk.reject(
-                            source, line_no, f"JSON line is not an object (got {type(row).__name__})", line
-                        )
+                    if not isinstance(row, dict):
+                        reason = f"JSON line is not an object (got {type(row).__name__})"
+                if reason is None:
+                    chunk.rows.append(row)
+                    chunk.keys.append(line_no)
+                    chunk.n_read += 1
+                else:
+                    chunk.reject(source, line_no, reason, line.rstrip(b"\r\n"))
                 if chunk.n_read >= batch_rows:
                     yield chunk
                     chunk = JsonRows(path, ":")
