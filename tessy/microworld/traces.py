@@ -1,0 +1,132 @@
+"""Reasoning traces for microworld problems in the student or the teacher style.
+
+A trace's thinking alternates style spans (the style's discourse glue) and capability spans (the
+plan clauses of the problem: goal, method, key step, sample check, edge cases, complexity,
+implementation). Both styles draw the capability from the same plan; the student follows the buggy
+key step and code on a controlled share of the harder families, so it is the weaker model.
+Whitespace before a span belongs to that span, matching byte-level BPE tokens that carry their
+leading space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from random import Random
+
+from tessy.microworld.records import Problem
+from tessy.microworld.styles import CLOSERS, FILLERS, OPENERS, STEPS, Style
+
+# Chance that the student writes the buggy solution, by family difficulty.
+STUDENT_BUG_RATE = {1: 0.0, 2: 0.8, 3: 1.0}
+FILLER_RATE = 0.25  # chance of a student hesitation before a step
+PARAGRAPH_RATE = 0.4  # chance that a student step starts a new paragraph
+
+
+@dataclass(frozen=True)
+class Trace:
+    style: Style
+    thinking: str
+    answer: str
+    style_spans: tuple[tuple[int, int], ...]  # [start, end) character offsets into `thinking`
+    buggy: bool  # the trace follows the buggy key step and code
+
+    def segments(self) -> list[tuple[str, bool]]:
+        """The thinking as consecutive (text, is_style) pieces that concatenate back to it."""
+        pieces, pos = [], 0
+        for start, end in self.style_spans:
+            if start > pos:
+                pieces.append((self.thinking[pos:start], False))
+            pieces.append((self.thinking[start:end], True))
+            pos = end
+        if pos < len(self.thinking):
+            pieces.append((self.thinking[pos:], False))
+        return pieces
+
+
+def _flat(text: str, sep: str) -> str:
+    return sep.join(line.strip() for line in text.strip().splitlines())
+
+
+def sample_clause(problem: Problem) -> str:
+    """The capability clause that checks the plan against the first sample."""
+    sample = problem.samples[0]
+    shown_in, shown_out = _flat(sample.input, " / "), _flat(sample.output, " ")
+    if len(shown_in) <= 40:
+        return f"on the first sample, input {shown_in} should give {shown_out}"
+    return f"the first sample should give {shown_out}"
+
+
+def _sentence(opener: str, clause: str) -> str:
+    """The capability text after an opener: capitalized when the opener ends a sentence."""
+    if opener.endswith((".", "?", "!")):
+        clause = clause[0].upper() + clause[1:]
+    return f" {clause}."
+
+
+class _Builder:
+    """Appends pieces, merging adjacent pieces of the same kind, and records style offsets."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.spans: list[list[int]] = []
+
+    def add(self, piece: str, is_style: bool) -> None:
+        start = len(self.text)
+        self.text += piece
+        if not is_style:
+            return
+        if self.spans and self.spans[-1][1] == start:
+            self.spans[-1][1] = len(self.text)
+        else:
+            self.spans.append([start, len(self.text)])
+
+
+def _answer(problem: Problem, style: Style, code: str) -> str:
+    plan = problem.plan
+    if style == "student":
+        return f"To solve this, we {plan.method}.\n\n```python\n{code}```"
+    return (
+        f"**Solution**\n\n{plan.method[0].upper()}{plan.method[1:]}; {plan.key}.\n\n"
+        f"```python\n{code}```\n\nComplexity: {plan.complexity}."
+    )
+
+
+def make_trace(problem: Problem, style: Style, rng: Random, bug_rate: float | None = None) -> Trace:
+    """A reasoning trace for `problem` in `style`.
+
+    `bug_rate` is the chance of following the buggy solution (when the family has one); by default
+    `STUDENT_BUG_RATE` for the student and 0 for the teacher.
+    """
+    if bug_rate is None:
+        bug_rate = STUDENT_BUG_RATE[problem.difficulty] if style == "student" else 0.0
+    buggy = problem.buggy_solution is not None and rng.random() < bug_rate
+    plan = problem.plan
+    clauses = {
+        "goal": plan.goal,
+        "method": plan.method,
+        "key": plan.buggy_key if buggy else plan.key,
+        "sample": sample_clause(problem),
+        "edge": plan.edge,
+        "complexity": plan.complexity,
+        "implementation": plan.implementation,
+    }
+    out = _Builder()
+    for i, step in enumerate(STEPS):
+        opener = rng.choice(OPENERS[style][step])
+        if style == "teacher":
+            sep = "\n" if i else ""
+        else:
+            sep = ("\n\n" if rng.random() < PARAGRAPH_RATE else " ") if i else ""
+            if i and rng.random() < FILLER_RATE:
+                opener = f"{rng.choice(FILLERS)} {opener}"
+        out.add(sep + opener, True)
+        out.add(_sentence(opener, clauses[step]), False)
+    out.add(("\n" if style == "teacher" else "\n\n") + rng.choice(CLOSERS[style]), True)
+    code = problem.buggy_solution if buggy else problem.solution
+    return Trace(
+        style=style,
+        thinking=out.text,
+        answer=_answer(problem, style, code),
+        style_spans=tuple((s, e) for s, e in out.spans),
+        buggy=buggy,
+    )

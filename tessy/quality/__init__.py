@@ -1,0 +1,1 @@
+"""Quality metrics and checks of synthesized data."""
