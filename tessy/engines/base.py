@@ -1,0 +1,77 @@
+"""The Engine protocol and the records every backend speaks: sampling parameters in, a completion out."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+FinishReason = Literal["stop", "length", "cut"]
+
+# Fed the text generated so far; returns (or awaits to) a char offset to stop at, or None to go on.
+Until = Callable[[str], int | None | Awaitable[int | None]]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling for one request. Defaults follow the TESSY reference code (every span uses these)."""
+
+    temperature: float = 0.7
+    top_p: float = 0.8
+    top_k: int = 20
+    min_p: float = 0.0
+    max_tokens: int = 1024
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    # Generate exactly max_tokens (benchmarks); vLLM's `ignore_eos`.
+    ignore_eos: bool = False
+    # vLLM's default: special tokens are dropped from the returned text.
+    skip_special_tokens: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    # Tokens the engine generated for this request, including any after a cut.
+    n_tokens: int
+    finish_reason: FinishReason
+    # Which server (URL) or in-process model produced it.
+    endpoint: str
+
+
+class Engine(Protocol):
+    async def complete(self, prompt: str, params: Sampling, *, until: Until | None = None) -> Completion:
+        """Continue `prompt`. `until` must depend only on the text it is given: a request retried on
+        another endpoint feeds it again from the start."""
+        ...
+
+
+class EngineError(RuntimeError):
+    """A request could not be completed."""
+
+
+class RequestRejected(EngineError):
+    """The server refused this request itself (e.g. prompt longer than the context); retrying won't help."""
+
+
+class EndpointsDown(EngineError):
+    """Every endpoint of an engine is unreachable or failing."""
+
+
+async def ask_until(until: Until, text: str) -> int | None:
+    """Run an `until` callback (plain or async) on `text` and validate the cut it returns."""
+    cut = until(text)
+    if inspect.isawaitable(cut):
+        cut = await cut
+    if cut is not None and (not isinstance(cut, int) or isinstance(cut, bool) or not 0 <= cut <= len(text)):
+        raise ValueError(f"until returned {cut!r}; expected None or a char offset in [0, {len(text)}]")
+    return cut

