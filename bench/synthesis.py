@@ -1,0 +1,190 @@
+"""Synthesis throughput on the microworld through vLLM servers, side by side on the same questions:
+
+(a) teacher-only generation (the ceiling);
+(b) TESSY in stream mode: every sample its own coroutine, the predictor run as text streams in;
+(c) TESSY fixed-k in lock-step batches the way the paper's reference code runs: student 5 / teacher
+    10 tokens a step, one request per sample per step, the whole batch waits for its slowest member,
+    then the predictors run on the whole batch.
+
+Prints tokens/s (student-tokenizer tokens of finished responses per wall second) of each, and
+`stream_vs_teacher_only` = b/a, `stream_vs_lockstep` = b/c (`--json`: one object, last line).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from random import Random
+
+import typer
+
+from tessy.boundary.base import make_base
+from tessy.boundary.predictor import BoundaryPredictor, Request
+from tessy.boundary.train import TrainConfig, train
+from tessy.boundary.windows import cut_windows
+from tessy.engines.openai import OpenAIEngine
+from tessy.engines.servers import ServerGroup, ServerSpec
+from tessy.microworld.build import build
+from tessy.microworld.problems import generate_problems
+from tessy.microworld.traces import make_trace
+from tessy.synthesis.batching import BatchedBoundary
+from tessy.synthesis.machine import Settings, Synthesizer, Writer, word_cut
+from tessy.synthesis.scheduler import Job, run_jobs
+from tessy.synthesis.shards import ShardWriter
+from tessy.templates import GPT_OSS, QWEN3
+
+WORK = Path(".tessy/bench/synthesis")
+
+
+def predictors(models: dict[str, Path]) -> dict[str, Path]:
+    """One predictor per role, trained on the generator's own style spans (cached between runs)."""
+    out = {}
+    for role in ("student", "teacher"):
+        target = WORK / "predictors" / role
+        if not (target / "config.json").exists():
+            rng = Random(0)
+            traces = [make_trace(p, role, rng) for p in generate_problems(300, seed=5, split="train")]
+            windows = [
+                w
+                for t in traces
+                for w in cut_windows(t.thinking, words=60, per_response=3, spans=t.style_spans)
+            ]
+            base = make_base(models["student"], WORK / "predictors" / f"base-{role}")
+            train(
+                base,
+                windows,
+                target,
+                TrainConfig(lr=1e-3, epochs=2, batch_size=16),
+            )
+        out[role] = target
+    return out
+
+
+def synthesizer(models, urls, predictor_dirs, settings: Settings) -> Synthesizer:
+    from transformers import AutoTokenizer
+
+    writers = {}
+    for role, family, k in (("student", QWEN3, 5), ("teacher", GPT_OSS, 10)):
+        tokenizer = AutoTokenizer.from_pretrained(models[role])
+        writers[role] = Writer(
+            role,
+            OpenAIEngine(urls[role], model=role),
+            family,
+            lambda text, tok=tokenizer: len(tok(text, add_special_tokens=False).input_ids),
+            BatchedBoundary(BoundaryPredictor(predictor_dirs[role])),
+            k=k,
+            model=role,
+        )
+    return Synthesizer(writers["student"], writers["teacher"], settings, writers["student"].count_tokens)
+
+
+def run_scheduled(synth: Synthesizer, questions: list[str], method: str, name: str) -> tuple[float, int]:
+    jobs = [Job(f"{name}-{i}", f"q{i}", q, method) for i, q in enumerate(questions)]
+    writer = ShardWriter(WORK / "shards" / f"{name}-{time.time_ns()}", shard_size=10_000)
+    start = time.perf_counter()
+    stats = asyncio.run(run_jobs(synth, jobs, writer, concurrency=len(jobs), show_progress=False))
+    return stats.tokens / (time.perf_counter() - start), stats.failed
+
+
+@dataclass
+class _Sample:
+    question: str
+    role: str = "student"
+    thinking: str = ""
+    answer: str | None = None
+
+
+def run_lockstep(synth: Synthesizer, questions: list[str]) -> tuple[float, int]:
+    """The reference code's loop: every step sends one k-token request per unfinished sample (or its
+    answer request), waits for all of them, then runs each role's predictor on its samples at once."""
+    writers, s = synth.writers, synth.settings
+    predictors = {role: w.boundary.predictor for role, w in writers.items()}
+
+    async def loop() -> list[_Sample]:
+        samples = [_Sample(q) for q in questions]
+        step = 0
+        while active := [x for x in samples if x.answer is None]:
+            answering = [x.role == "answer" for x in active]
+            calls = []
+            for x, answer in zip(active, answering, strict=True):
+                w = writers["student" if answer else x.role]
+                prompt = (
+                    w.family.answer_prompt(x.question, x.thinking)
+                    if answer
+                    else (w.family.thinking_prompt(x.question) + x.thinking)
+                )
+                params = replace(s.sampling, max_tokens=s.max_answer_tokens if answer else w.k, seed=step)
+                calls.append(w.engine.complete(prompt, params))
+            completions = await asyncio.gather(*calls)  # the batch waits for its slowest member
+            for role in ("student", "teacher"):
+                family = writers[role].family
+                mine = [(x, c) for x, c in zip(active, completions, strict=True) if x.role == role]
+                live = [
+                    (x, c)
+                    for x, c in mine
+                    if c.text and c.finish_reason != "stop" and not family.find_end(c.text)
+                ]
+                cuts = predictors[role].predict(
+                    [Request(str(id(x)), x.thinking, c.text, role) for x, c in live]
+                )
+                cut_of = {id(x): cut for (x, _), cut in zip(live, cuts, strict=True)}
+                for x, c in mine:
+                    cut = cut_of.get(id(x))
+                    if cut is None or synth.count(x.thinking) > s.max_thinking_tokens:
+                        end = family.find_end(c.text)
+                        x.thinking += c.text[: end[0]] if end else c.text
+                        x.role = "answer"
+                    elif cut.switch:
+                        x.thinking += c.text[: word_cut(c.text, cut.keep, "extend")]
+                        x.role = "teacher" if role == "student" else "student"
+                    else:
+                        x.thinking += c.text
+            for x, c, answer in zip(active, completions, answering, strict=True):
+                if answer:
+                    x.answer = c.text
+            step += 1
+        return samples
+
+    start = time.perf_counter()
+    samples = asyncio.run(loop())
+    tokens = sum(synth.count(f"<think>\n{x.thinking}\n</think>\n\n{x.answer}") for x in samples)
+    return tokens / (time.perf_counter() - start), 0
+
+
+def main(questions: int = 32, as_json: bool = typer.Option(False, "--json")) -> None:
+    models = build()
+    predictor_dirs = predictors(models)
+    specs = [
+        ServerSpec(models[r], name=r, max_model_len=2048, kv_cache_gib=2) for r in ("student", "teacher")
+    ]
+    texts = [p.statement for p in generate_problems(questions, seed=9, split="eval")]
+    with ServerGroup(specs, log_dir=WORK / "logs") as group:
+        urls = {role: group.endpoints[role] for role in ("student", "teacher")}
+        stream = synthesizer(models, urls, predictor_dirs, Settings(mode="stream", max_thinking_tokens=1024))
+        teacher_only, _ = run_scheduled(stream, texts, "teacher-only", "a")
+        tessy_stream, failed = run_scheduled(stream, texts, "tessy", "b")
+        lockstep = synthesizer(
+            models, urls, predictor_dirs, Settings(mode="fixed-k", max_thinking_tokens=1024)
+        )
+        tessy_lockstep, _ = run_lockstep(lockstep, texts)
+    result = {
+        "questions": questions,
+        "teacher_only_tok_s": round(teacher_only, 1),
+        "tessy_stream_tok_s": round(tessy_stream, 1),
+        "tessy_lockstep_tok_s": round(tessy_lockstep, 1),
+        "stream_failed": failed,
+        "stream_vs_teacher_only": round(tessy_stream / teacher_only, 3),
+        "stream_vs_lockstep": round(tessy_stream / tessy_lockstep, 3),
+    }
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

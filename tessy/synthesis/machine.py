@@ -1,0 +1,305 @@
+"""The per-sample TESSY state machine (DESIGN §5) and the paper's baselines through the same code.
+
+A shared `thinking` text grows; each model continues it from its own prompt. Under TESSY the student
+opens, each span ends where the author's boundary predictor first sees the other kind of text, and
+the roles swap. After the thinking the answer writer (the student, for TESSY) writes the whole answer
+in one call. Every output is rendered in the student's format.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
+
+from tessy.boundary.cut import Cut
+from tessy.engines.base import Completion, Engine, RequestRejected, Sampling
+from tessy.hashing import sha256_text
+from tessy.synthesis.records import Author, AuthorCost, Span, Trace
+from tessy.templates import Family
+
+
+class Boundary(Protocol):
+    """A role's boundary predictor, as synthesis sees it (batched across samples behind the call)."""
+
+    async def cut(self, key: str, context: str, new_text: str, role: Author) -> Cut: ...
+
+    def release(self, key: str) -> None: ...
+
+
+@dataclass
+class Writer:
+    """One model taking part: how to call it, its format, its tokenizer, its predictor."""
+
+    name: Author
+    engine: Engine
+    family: Family
+    count_tokens: Callable[[str], int]
+    boundary: Boundary | None = None
+    k: int = 20  # fixed-k mode: tokens per request
+    model: str = ""
+    predictor_id: str = ""
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    thinker: Literal["tessy", "student", "teacher"]
+    answerer: Author
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("tessy", "tessy", "student"),
+        Method("teacher-only", "teacher", "teacher"),
+        Method("student-only", "student", "student"),
+        Method("teacher-think", "teacher", "student"),
+        Method("teacher-answer", "student", "teacher"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: Literal["stream", "fixed-k"] = "stream"
+    span_cap: int = 64  # stream mode: most tokens one request may write
+    check_every: int = 2  # stream mode: run the predictor every this many new words
+    max_thinking_tokens: int = 4096  # student tokens; over it the sample fails
+    max_answer_tokens: int = 1024
+    word_boundary: Literal["extend", "drop"] = "extend"  # reference code / paper
+    loop_ngram: tuple[int, int] = (3, 50)  # words
+    loop_repeats: int = 8
+    max_attempts: int = 5
+    sampling: Sampling = field(default_factory=Sampling)
+
+
+class SampleError(Exception):
+    """This attempt at a sample failed in a way a new seed may fix."""
+
+
+_SPACE = re.compile(r"\s")
+_WORD = re.compile(r"\S+")
+
+
+def word_cut(text: str, keep: int, how: str) -> int:
+    """Move a cut so no word is split between two tokenizers: forward to the end of its word
+    (`extend`, the reference code) or back to the word's start (`drop`, the paper). A span keeps at
+    least its first word. A cut at the end of the text may fall inside a word still being written, so
+    there `extend` drops too."""
+    first = _WORD.search(text)
+    if first is None:
+        return keep
+    if keep <= first.end():
+        return first.end()
+    if text[keep - 1].isspace() or (keep < len(text) and text[keep].isspace()):
+        return keep
+    if how == "extend" and (match := _SPACE.search(text, keep)):
+        return match.start()
+    return next(i for i in range(keep - 1, 0, -1) if text[i].isspace())
+
+
+def find_loop(words: list[str], sizes: tuple[int, int], repeats: int) -> int | None:
+    """The n-gram size that the text ends by repeating `repeats` times in a row, if any."""
+    for n in range(sizes[0], sizes[1] + 1):
+        if len(words) < n * repeats:
+            break
+        tail = words[-n:]
+        if all(words[-n * (i + 1) : len(words) - n * i] == tail for i in range(1, repeats)):
+            return n
+    return None
+
+
+def _tail_words(text: str, s: Settings) -> list[str]:
+    """Enough trailing words for loop detection, without splitting the whole text every step."""
+    n = s.loop_ngram[1] * s.loop_repeats
+    return text[-n * 20 :].split()[-n:]
+
+
+class Synthesizer:
+    def __init__(
+        self, student: Writer, teacher: Writer, settings: Settings, count_student_tokens: Callable[[str], int]
+    ):
+        self.writers = {"student": student, "teacher": teacher}
+        self.settings = settings
+        self.count = count_student_tokens
+
+    async def run(self, trace_id: str, question_id: str, question: str, method: str) -> Trace:
+        """Synthesize one sample, retrying a failed attempt with a new seed."""
+        m = METHODS[method]
+        base_seed = int(sha256_text(f"{question_id}|{method}")[:8], 16)
+        errors = []
+        for attempt in range(1, self.settings.max_attempts + 1):
+            try:
+                return await self._attempt(
+                    trace_id, question_id, question, m, base_seed + 7919 * attempt, attempt
+                )
+            except (SampleError, RequestRejected) as exc:
+                errors.append(f"attempt {attempt}: {exc}")
+            finally:
+                for writer in self.writers.values():
+                    if writer.boundary:
+                        writer.boundary.release(trace_id)
+        return self._trace(trace_id, question_id, m, [], "", "", 0, {}, "failed", "; ".join(errors), attempt)
+
+    async def _attempt(
+        self, trace_id: str, question_id: str, question: str, m: Method, seed: int, attempt: int
+    ) -> Trace:
+        s = self.settings
+        spans: list[Span] = []
+        cost = {"student": AuthorCost(), "teacher": AuthorCost()}
+        thinking = ""
+        role: Author = "student" if m.thinker == "tessy" else m.thinker
+        switches = 0
+        step = 0
+        while True:
+            writer = self.writers[role]
+            completion, keep, switch = await self._span(writer, question, thinking, m, seed + step, trace_id)
+            step += 1
+            end = writer.family.find_end(completion.text)
+            ended = end is not None or completion.finish_reason == "stop"
+            kept = completion.text[: end[0]] if end is not None else completion.text[:keep]
+            switch = switch and end is None
+            cost[role].generated += completion.n_tokens
+            cost[role].requests += 1
+            if len(kept) < len(completion.text) or completion.finish_reason == "cut":
+                cost[role].wasted += max(0, completion.n_tokens - writer.count_tokens(kept))
+            if not kept.strip() and not ended:
+                raise SampleError(f"{role} wrote nothing (finish {completion.finish_reason})")
+            if kept:
+                if spans and spans[-1].author == role:
+                    merged = spans[-1].text + kept
+                    spans[-1] = Span(role, merged, self.count(merged))
+                else:
+                    spans.append(Span(role, kept, self.count(kept)))
+                thinking += kept
+            if sum(sp.n_tokens for sp in spans) > s.max_thinking_tokens:
+                raise SampleError(f"thinking over {s.max_thinking_tokens} tokens")
+            if (n := find_loop(_tail_words(thinking, s), s.loop_ngram, s.loop_repeats)) is not None:
+                raise SampleError(f"repetition loop: a {n}-word n-gram repeated {s.loop_repeats} times")
+            if ended:
+                break
+            if switch:
+                role = "teacher" if role == "student" else "student"
+                switches += 1
+        answer = await self._answer(self.writers[m.answerer], question, thinking, seed + step, cost)
+        spans.append(Span(m.answerer, answer, self.count(answer)))
+        return self._trace(
+            trace_id, question_id, m, spans, thinking, answer, switches, cost, "ok", None, attempt
+        )
+
+    async def _span(
+        self, writer: Writer, question: str, thinking: str, m: Method, seed: int, key: str
+    ) -> tuple[Completion, int, bool]:
+        """One request by `writer`: its completion, how many chars of it to keep, and whether its
+        predictor asks to switch roles there."""
+        s = self.settings
+        prompt = writer.family.thinking_prompt(question) + thinking
+        if m.thinker != "tessy":  # one author writes the whole thinking
+            budget = max(1, s.max_thinking_tokens - (self.count(thinking) if thinking else 0))
+            params = replace(s.sampling, max_tokens=budget, seed=seed)
+            completion = await writer.engine.complete(prompt, params, until=_end_of_thinking(writer.family))
+            return completion, len(completion.text), False
+        if writer.boundary is None:
+            raise ValueError(f"TESSY needs a boundary predictor for the {writer.name}")
+        if s.mode == "fixed-k":
+            completion = await writer.engine.complete(
+                prompt, replace(s.sampling, max_tokens=writer.k, seed=seed)
+            )
+        else:
+            until = _StreamCut(writer, key, thinking, s)
+            params = replace(s.sampling, max_tokens=s.span_cap, seed=seed)
+            completion = await writer.engine.complete(prompt, params, until=until)
+            if completion.finish_reason == "cut":  # the cut is already at a word boundary
+                return completion, len(completion.text), until.switched
+        new = completion.text
+        if not new or writer.family.find_end(new) is not None:
+            return completion, len(new), False
+        cut = await writer.boundary.cut(key, thinking, new, writer.name)
+        return completion, word_cut(new, cut.keep, s.word_boundary) if cut.switch else len(new), cut.switch
+
+    async def _answer(
+        self, writer: Writer, question: str, thinking: str, seed: int, cost: dict[str, AuthorCost]
+    ) -> str:
+        s = self.settings
+        prompt = writer.family.answer_prompt(question, thinking)
+        completion = await writer.engine.complete(
+            prompt, replace(s.sampling, max_tokens=s.max_answer_tokens, seed=seed)
+        )
+        cost[writer.name].generated += completion.n_tokens
+        cost[writer.name].requests += 1
+        if completion.finish_reason == "length":
+            raise SampleError(f"answer over {s.max_answer_tokens} tokens")
+        answer = completion.text.strip()
+        if not answer:
+            raise SampleError(f"{writer.name} wrote an empty answer")
+        return answer
+
+    def _trace(
+        self, trace_id, question_id, m, spans, thinking, answer, switches, cost, status, error, attempts
+    ) -> Trace:
+        student, teacher = self.writers["student"], self.writers["teacher"]
+        text = f"<think>\n{thinking.strip()}\n</think>\n\n{answer}" if status == "ok" else ""
+        ids = [w.predictor_id for w in (student, teacher) if w.predictor_id]
+        return Trace(
+            trace_id=trace_id,
+            question_id=question_id,
+            method=m.name,
+            student_model=student.model,
+            teacher_model=teacher.model,
+            predictor_ids=",".join(ids) if m.thinker == "tessy" else "",
+            text=text,
+            answer=answer,
+            spans=spans,
+            n_tokens=self.count(text) if text else 0,
+            n_tokens_teacher=sum(sp.n_tokens for sp in spans if sp.author == "teacher"),
+            n_tokens_student=sum(sp.n_tokens for sp in spans if sp.author == "student"),
+            n_switches=switches,
+            n_wasted_tokens=sum(c.wasted for c in cost.values()),
+            status=status,
+            error=error,
+            attempts=attempts,
+            cost=cost,
+        )
+
+
+def _end_of_thinking(family: Family) -> Callable[[str], int | None]:
+    """Stop a single-author request right after its end-of-thinking marker."""
+
+    def until(text: str) -> int | None:
+        hit = family.find_end(text)
+        return hit[1] if hit else None
+
+    return until
+
+
+class _StreamCut:
+    """`until` for stream mode: every few new words ask the predictor; once it asks to switch, stop
+    at the end of the word the cut falls in (or at an end-of-thinking marker, whichever is first)."""
+
+    def __init__(self, writer: Writer, key: str, thinking: str, settings: Settings):
+        self.writer, self.key, self.thinking, self.settings = writer, key, thinking, settings
+        self.checked_words = 0
+        self.pending: int | None = None
+        self.switched = False
+
+    async def __call__(self, text: str) -> int | None:
+        hit = self.writer.family.find_end(text)
+        if hit:
+            return hit[1]
+        if self.pending is None:
+            words = len(text.split())
+            if words - self.checked_words < self.settings.check_every:
+                return None
+            self.checked_words = words
+            cut = await self.writer.boundary.cut(self.key, self.thinking, text, self.writer.name)
+            if not cut.switch:
+                return None
+            self.pending = cut.keep
+        keep = word_cut(text, self.pending, self.settings.word_boundary)
+        growing = keep == len(text) and not text[-1].isspace()
+        if growing or (self.settings.word_boundary == "extend" and keep < self.pending):
+            return None  # the word the cut falls in is still being written
+        self.switched = True
+        return keep

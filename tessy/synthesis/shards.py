@@ -1,0 +1,87 @@
+"""Parquet shards of finished traces. Many workers write shards; one loader moves them into the
+warehouse. A shard appears atomically (temp file + rename), so a crash never leaves half a shard."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tessy.synthesis.records import Trace
+
+_SPAN = pa.struct([("author", pa.string()), ("text", pa.string()), ("n_tokens", pa.int64())])
+_COST = pa.struct(
+    [("author", pa.string()), ("generated", pa.int64()), ("wasted", pa.int64()), ("requests", pa.int64())]
+)
+SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("question_id", pa.string()),
+        ("method", pa.string()),
+        ("student_model", pa.string()),
+        ("teacher_model", pa.string()),
+        ("predictor_ids", pa.string()),
+        ("text", pa.string()),
+        ("answer", pa.string()),
+        ("spans", pa.list_(_SPAN)),
+        ("n_tokens", pa.int64()),
+        ("n_tokens_teacher", pa.int64()),
+        ("n_tokens_student", pa.int64()),
+        ("n_switches", pa.int64()),
+        ("n_wasted_tokens", pa.int64()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("attempts", pa.int64()),
+        ("cost", pa.list_(_COST)),
+    ]
+)
+
+
+def shard_paths(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.parquet"))
+
+
+def finished_ids(directory: Path) -> set[str]:
+    """Trace ids already written to shards in `directory`."""
+    ids: set[str] = set()
+    for path in shard_paths(directory):
+        ids.update(pq.read_table(path, columns=["trace_id"]).column("trace_id").to_pylist())
+    return ids
+
+
+def read_shards(directory: Path) -> pa.Table:
+    paths = shard_paths(directory)
+    return (
+        pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in paths]) if paths else SCHEMA.empty_table()
+    )
+
+
+class ShardWriter:
+    """Buffers finished traces and writes a shard every `shard_size` of them."""
+
+    def __init__(self, directory: Path, shard_size: int = 64):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.shard_size = shard_size
+        self.buffer: list[Trace] = []
+        self.written = 0
+
+    def add(self, trace: Trace) -> None:
+        self.buffer.append(trace)
+        if len(self.buffer) >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> Path | None:
+        if not self.buffer:
+            return None
+        table = pa.Table.from_pylist([t.row() for t in self.buffer], schema=SCHEMA)
+        final = self.directory / f"shard-{uuid.uuid4().hex}.parquet"
+        tmp = final.with_suffix(".parquet.tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, final)
+        self.written += len(self.buffer)
+        self.buffer = []
+        return final

@@ -1,0 +1,90 @@
+"""Scheduler, shards and the warehouse loader: resume after a crash with no duplicate and no loss."""
+
+import asyncio
+
+import pytest
+
+from tessy.synthesis.records import Span, Trace
+from tessy.synthesis.scheduler import Job, run_jobs
+from tessy.synthesis.shards import ShardWriter, finished_ids, read_shards
+from warehouse.db import open_warehouse
+from warehouse.traces import load_shards
+
+
+def make_trace(job: Job) -> Trace:
+    spans = [Span("student", "Okay.", 1), Span("teacher", " Add.", 1), Span("student", "print(1)", 2)]
+    return Trace(
+        trace_id=job.trace_id,
+        question_id=job.question_id,
+        method=job.method,
+        student_model="s",
+        teacher_model="t",
+        predictor_ids="",
+        text="<think>\nOkay. Add.\n</think>\n\nprint(1)",
+        answer="print(1)",
+        spans=spans,
+        n_tokens=6,
+        n_tokens_teacher=1,
+        n_tokens_student=3,
+        n_switches=1,
+        n_wasted_tokens=0,
+        status="ok",
+        error=None,
+        attempts=1,
+    )
+
+
+class CrashingSynthesizer:
+    """Finishes samples until `crash_after` have completed, then the next one raises."""
+
+    def __init__(self, crash_after: int | None = None):
+        self.crash_after, self.calls, self.finished = crash_after, [], 0
+
+    async def run(self, trace_id, question_id, question, method):
+        self.calls.append(trace_id)
+        await asyncio.sleep(0.001 * (len(self.calls) % 3))  # samples finish out of order
+        if self.crash_after is not None and self.finished >= self.crash_after:
+            raise RuntimeError("engine died")
+        self.finished += 1
+        return make_trace(Job(trace_id, question_id, question, method))
+
+
+JOBS = [
+    Job(f"t{i:03d}", f"q{i // 2}", f"question {i // 2}", ["tessy", "teacher-only"][i % 2]) for i in range(40)
+]
+
+
+def test_crash_loses_only_unfinished_samples_and_rerun_completes_without_duplicates(tmp_path):
+    shards = tmp_path / "shards"
+    with pytest.raises(ExceptionGroup):
+        asyncio.run(
+            run_jobs(
+                CrashingSynthesizer(crash_after=13),
+                JOBS,
+                ShardWriter(shards, 5),
+                concurrency=4,
+                show_progress=False,
+            )
+        )
+    first = finished_ids(shards)
+    assert len(first) == 13  # every finished sample reached a shard, even the unflushed remainder
+    assert not list(shards.glob("*.tmp"))
+
+    resumed = CrashingSynthesizer()
+    stats = asyncio.run(run_jobs(resumed, JOBS, ShardWriter(shards, 5), concurrency=4, show_progress=False))
+    assert stats.skipped == 13 and stats.done == 27
+    assert not set(resumed.calls) & first  # finished samples are not redone
+    ids = read_shards(shards).column("trace_id").to_pylist()
+    assert sorted(ids) == sorted(j.trace_id for j in JOBS)  # no loss, no duplicate
+
+
+def test_loader_is_idempotent_and_explodes_spans(tmp_path):
+    shards = tmp_path / "shards"
+    asyncio.run(run_jobs(CrashingSynthesizer(), JOBS[:6], ShardWriter(shards, 4), show_progress=False))
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        assert load_shards(wh, shards, "run-1") == {"traces": 6, "spans": 18}
+        assert load_shards(wh, shards, "run-2") == {"traces": 0, "spans": 0}
+        rows = wh.frame("SELECT idx, author, text FROM spans WHERE trace_id = 't000' ORDER BY idx").rows()
+        runs = wh.frame("SELECT DISTINCT run_id FROM traces")["run_id"].to_list()
+    assert rows == [(0, "student", "Okay."), (1, "teacher", " Add."), (2, "student", "print(1)")]
+    assert runs == ["run-1"]
