@@ -1,0 +1,165 @@
+"""The release gate: a Great Expectations suite run on a release candidate (one row per trace).
+
+Row-wise rules that GX has no expectation for (token sums, student share, answer present) are
+computed as derived columns first and checked like any other column."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from tessy.quality.traces import METHODS, answer_present, parse_tests, require_columns
+
+COUNTS = ("n_tokens", "n_tokens_teacher", "n_tokens_student", "n_switches", "n_wasted_tokens")
+REQUIRED = (
+    "trace_id",
+    "question_id",
+    "method",
+    "text",
+    "answer",
+    "status",
+    "attempts",
+    "test_cases",
+    *COUNTS,
+)
+# A response as synthesis writes it: the thinking in <think> tags, then a non-blank answer.
+TEXT_FORMAT = r"^<think>\n[\s\S]*\n</think>\n\n[\s\S]*\S"
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    methods: tuple[str, ...] = METHODS
+    min_rows: int = 1
+    max_tokens: int | None = None
+    # Spans are counted one by one, so their sum may exceed the count of the whole text by a few
+    # tokens at each boundary.
+    token_slack: int = 8
+    token_slack_per_switch: int = 2
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    success: bool
+    observed: Any  # JSON-able: the observed value, or the unexpected count and a sample of values
+
+
+@dataclass(frozen=True)
+class GateResult:
+    success: bool
+    outcomes: list[Outcome]
+    raw: dict = field(repr=False)  # the full GX validation result, JSON-able
+
+    @property
+    def failed(self) -> list[str]:
+        return [o.name for o in self.outcomes if not o.success]
+
+
+def _derived(frame: pl.DataFrame, cfg: GateConfig) -> pl.DataFrame:
+    is_code = [
+        parse_tests(q, c) is not None for q, c in frame.select("question_id", "test_cases").iter_rows()
+    ]
+    return frame.select(
+        *REQUIRED,
+        authored_tokens_excess=pl.col("n_tokens_teacher")
+        + pl.col("n_tokens_student")
+        - pl.col("n_tokens")
+        - cfg.token_slack_per_switch * pl.col("n_switches"),
+        student_share=pl.col("n_tokens_student") / pl.col("n_tokens"),
+        answer_present=pl.Series(
+            [answer_present(a, c) for a, c in zip(frame["answer"], is_code, strict=True)]
+        ),
+    )
+
+
+def _suite(cfg: GateConfig) -> list[tuple[str, Any]]:
+    import great_expectations.expectations as gxe
+
+    return [
+        ("row_count", gxe.ExpectTableRowCountToBeBetween(min_value=cfg.min_rows)),
+        ("trace_id_not_null", gxe.ExpectColumnValuesToNotBeNull(column="trace_id")),
+        ("trace_id_unique", gxe.ExpectColumnValuesToBeUnique(column="trace_id")),
+        ("question_id_not_null", gxe.ExpectColumnValuesToNotBeNull(column="question_id")),
+        (
+            "one_trace_per_question_and_method",
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["question_id", "method"]),
+        ),
+        ("status_ok", gxe.ExpectColumnValuesToBeInSet(column="status", value_set=["ok"])),
+        ("method_allowed", gxe.ExpectColumnValuesToBeInSet(column="method", value_set=list(cfg.methods))),
+        ("text_not_null", gxe.ExpectColumnValuesToNotBeNull(column="text")),
+        ("text_format", gxe.ExpectColumnValuesToMatchRegex(column="text", regex=TEXT_FORMAT)),
+        ("answer_present", gxe.ExpectColumnValuesToBeInSet(column="answer_present", value_set=[True])),
+        (
+            "n_tokens_positive",
+            gxe.ExpectColumnValuesToBeBetween(column="n_tokens", min_value=1, max_value=cfg.max_tokens),
+        ),
+        *(
+            (f"{c}_non_negative", gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0))
+            for c in COUNTS
+            if c != "n_tokens"
+        ),
+        ("attempts_positive", gxe.ExpectColumnValuesToBeBetween(column="attempts", min_value=1)),
+        (
+            "authored_tokens_within_total",
+            gxe.ExpectColumnValuesToBeBetween(column="authored_tokens_excess", max_value=cfg.token_slack),
+        ),
+        (
+            "student_share_in_unit_interval",
+            gxe.ExpectColumnValuesToBeBetween(column="student_share", min_value=0, max_value=1),
+        ),
+    ]
+
+
+def _outcome(result: dict) -> Outcome:
+    """One expectation's outcome from its JSON result."""
+    name, values, info = (
+        result["expectation_config"]["meta"]["name"],
+        result["result"],
+        result["exception_info"],
+    )
+    # GX keeps one exception record, or one per metric that failed to compute.
+    records = [info] if "raised_exception" in info else list(info.values())
+    errors = sorted({r["exception_message"] for r in records if r.get("raised_exception")})
+    if errors:
+        observed: Any = {"exception": "; ".join(errors)}
+    elif "observed_value" in values:
+        observed = values["observed_value"]
+    else:
+        observed = {
+            "unexpected_count": values.get("unexpected_count"),
+            "unexpected_sample": values.get("partial_unexpected_list"),
+        }
+    return Outcome(name, bool(result["success"]), observed)
+
+
+def validate_release(frame: pl.DataFrame, cfg: GateConfig | None = None) -> GateResult:
+    """Run the release gate on a candidate frame; `success` is False when any expectation fails."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    cfg = cfg or GateConfig()
+    require_columns(frame, REQUIRED, "the release gate")
+    data = _derived(frame, cfg).to_pandas()
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch = (
+        context.data_sources.add_pandas("release")
+        .add_dataframe_asset("candidate")
+        .add_batch_definition_whole_dataframe("all rows")
+    )
+    suite = context.suites.add(gx.ExpectationSuite(name="tessy-release"))
+    for name, expectation in _suite(cfg):
+        expectation.meta = {"name": name}
+        suite.add_expectation(expectation)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="release-gate", data=batch, suite=suite)
+    )
+    result = definition.run(batch_parameters={"dataframe": data})
+
+    raw = result.to_json_dict()
+    return GateResult(success=bool(result.success), outcomes=[_outcome(r) for r in raw["results"]], raw=raw)

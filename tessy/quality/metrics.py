@@ -1,0 +1,166 @@
+"""QA metrics as long frames (subject_id, metric, value): per trace (subject = trace_id) and per
+method of a run (subject = "{run_id}/{method}")."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import polars as pl
+
+from tessy.quality.code_exec import extract_code, run_tests
+from tessy.quality.traces import (
+    Tests,
+    answer_present,
+    ok_traces,
+    parse_tests,
+    require_columns,
+    thinking_of,
+)
+
+LONG_SCHEMA = {"subject_id": pl.String, "metric": pl.String, "value": pl.Float64}
+QUANTILES = (0.1, 0.5, 0.9)
+TRACE_COLUMNS = (
+    "trace_id",
+    "question_id",
+    "text",
+    "answer",
+    "status",
+    "test_cases",
+    "n_tokens",
+    "n_tokens_teacher",
+    "n_tokens_student",
+)
+
+
+def repetition_rate(text: str, n: int = 4) -> float:
+    """Share of word n-grams that repeat an earlier one: 0 for all-distinct text, near 1 for a loop."""
+    words = text.split()
+    grams = list(zip(*(words[i:] for i in range(n)), strict=False))
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def _pass_rate(answer: str | None, tests: Tests, timeout_s: float, memory_mb: int) -> float:
+    result = run_tests(
+        extract_code(answer or ""),
+        tests.inputs,
+        tests.outputs,
+        timeout_s=timeout_s,
+        memory_mb=memory_mb,
+        stop_on_fail=False,
+    )
+    return result.n_passed / result.n_tests
+
+
+def pass_rates(
+    frame: pl.DataFrame, *, workers: int = 2, timeout_s: float = 5.0, memory_mb: int = 512
+) -> pl.DataFrame:
+    """(trace_id, pass_rate) for ok traces whose question has tests: the share of tests the answer's
+    last code block passes in the sandbox; runs `workers` traces at a time."""
+    require_columns(frame, ["trace_id", "question_id", "answer", "test_cases"], "pass rates")
+    jobs = [
+        (tid, answer, tests)
+        for tid, qid, answer, cases in ok_traces(frame)
+        .select("trace_id", "question_id", "answer", "test_cases")
+        .iter_rows()
+        if (tests := parse_tests(qid, cases)) is not None
+    ]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        rates = list(pool.map(lambda job: _pass_rate(job[1], job[2], timeout_s, memory_mb), jobs))
+    return pl.DataFrame(
+        {"trace_id": [j[0] for j in jobs], "pass_rate": rates},
+        schema={"trace_id": pl.String, "pass_rate": pl.Float64},
+    )
+
+
+def trace_metrics(
+    frame: pl.DataFrame,
+    *,
+    run_code: bool = True,
+    workers: int = 2,
+    timeout_s: float = 5.0,
+    memory_mb: int = 512,
+    ngram: int = 4,
+) -> pl.DataFrame:
+    """Per-trace metrics of the ok traces: token counts, student share, repetition rate of the thinking,
+    answer present, and (when `run_code`) the pass rate and solved flag of questions with tests."""
+    require_columns(frame, TRACE_COLUMNS, "trace metrics")
+    ok = ok_traces(frame)
+    has_tests = [
+        parse_tests(qid, cases) is not None
+        for qid, cases in ok.select("question_id", "test_cases").iter_rows()
+    ]
+    wide = ok.select(
+        pl.col("trace_id").alias("subject_id"),
+        *(pl.col(c).cast(pl.Float64) for c in ("n_tokens", "n_tokens_teacher", "n_tokens_student")),
+        student_share=pl.when(pl.col("n_tokens") > 0)
+        .then(pl.col("n_tokens_student") / pl.col("n_tokens"))
+        .otherwise(0.0),
+        repetition_rate=pl.col("text").map_elements(
+            lambda t: repetition_rate(thinking_of(t), ngram), return_dtype=pl.Float64
+        ),
+        answer_present=pl.Series(
+            [float(answer_present(a, code)) for a, code in zip(ok["answer"], has_tests, strict=True)],
+            dtype=pl.Float64,
+        ),
+    )
+    if run_code:
+        rates = pass_rates(ok, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb)
+        wide = wide.join(
+            rates.select(
+                pl.col("trace_id").alias("subject_id"),
+                "pass_rate",
+                solved=(pl.col("pass_rate") == 1.0).cast(pl.Float64),
+            ),
+            on="subject_id",
+            how="left",
+        )
+    # Questions without tests have no pass rate: their rows are left out, not zero.
+    return (
+        wide.unpivot(index="subject_id", variable_name="metric", value_name="value")
+        .drop_nulls("value")
+        .cast(LONG_SCHEMA)
+    )
+
+
+def method_metrics(
+    frame: pl.DataFrame, per_trace: pl.DataFrame, run_id: str, similarity: dict[str, float] | None = None
+) -> pl.DataFrame:
+    """Per-method aggregates, subject "{run_id}/{method}": `{metric}_mean` of every per-trace metric,
+    n_samples / n_ok / n_failed / failure_rate / attempts_mean over all traces, n_tokens quantiles of
+    the ok traces, and `similarity_to_student` where given."""
+    require_columns(frame, ["trace_id", "method", "status", "attempts", "n_tokens"], "method metrics")
+    subject = (pl.lit(f"{run_id}/") + pl.col("method")).alias("subject_id")
+    counts = frame.group_by("method").agg(
+        n_samples=pl.len().cast(pl.Float64),
+        n_ok=(pl.col("status") == "ok").sum().cast(pl.Float64),
+        n_failed=(pl.col("status") != "ok").sum().cast(pl.Float64),
+        failure_rate=(pl.col("status") != "ok").mean(),
+        attempts_mean=pl.col("attempts").cast(pl.Float64).mean(),
+    )
+    quantiles = (
+        ok_traces(frame)
+        .group_by("method")
+        .agg(
+            pl.col("n_tokens").cast(pl.Float64).quantile(q, "linear").alias(f"n_tokens_p{round(q * 100)}")
+            for q in QUANTILES
+        )
+    )
+    means = (
+        per_trace.join(frame.select(pl.col("trace_id").alias("subject_id"), "method"), on="subject_id")
+        .group_by("method", "metric")
+        .agg(pl.col("value").mean())
+        .select(subject, pl.col("metric") + "_mean", "value")
+    )
+    wide = [
+        t.unpivot(index="method", variable_name="metric", value_name="value").select(
+            subject, "metric", "value"
+        )
+        for t in (counts, quantiles)
+    ]
+    sim = pl.DataFrame(
+        {"method": list((similarity or {}).keys()), "value": list((similarity or {}).values())},
+        schema={"method": pl.String, "value": pl.Float64},
+    ).select(subject, metric=pl.lit("similarity_to_student"), value="value")
+    return (
+        pl.concat([*wide, means, sim], how="vertical_relaxed").cast(LONG_SCHEMA).sort("subject_id", "metric")
+    )

@@ -1,0 +1,58 @@
+"""All QA metrics of a run in one call: per-trace and per-method metrics, output similarity to the
+student, and the TF-IDF vectors the plots need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from tessy.quality.metrics import method_metrics, trace_metrics
+from tessy.quality.report import summary_table
+from tessy.quality.similarity import Tfidf, similarity_to_reference, tfidf_vectors
+from tessy.quality.traces import ok_traces
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class QAResult:
+    per_trace: pl.DataFrame  # (subject_id=trace_id, metric, value)
+    per_method: pl.DataFrame  # (subject_id="{run_id}/{method}", metric, value)
+    similarity: dict[str, float]  # method -> mean TF-IDF cosine to student-only on the same questions
+    tfidf: Tfidf | None  # None when no trace is ok
+    summary: list[dict[str, Any]]
+
+    @property
+    def metrics(self) -> pl.DataFrame:
+        """Both levels in one long frame, as the warehouse's qa_metrics stores them."""
+        return pl.concat([self.per_trace, self.per_method])
+
+
+def run_qa(
+    frame: pl.DataFrame,
+    run_id: str,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    student_model_dir: str | Path | None = None,
+    run_code: bool = True,
+    workers: int = 2,
+    timeout_s: float = 5.0,
+    memory_mb: int = 512,
+) -> QAResult:
+    """QA of a trace frame. `tokenizer` is the student's (transformers, fast); the student NLL is
+    scored only when `student_model_dir` is given."""
+    per_trace = trace_metrics(
+        frame, run_code=run_code, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb
+    )
+    if student_model_dir is not None:
+        from tessy.quality.nll import student_nll  # torch and the model load only when asked for
+
+        per_trace = pl.concat([per_trace, student_nll(frame, student_model_dir)])
+    tfidf = tfidf_vectors(frame, tokenizer) if ok_traces(frame).height else None
+    similarity = similarity_to_reference(tfidf) if tfidf is not None else {}
+    per_method = method_metrics(frame, per_trace, run_id, similarity)
+    return QAResult(per_trace, per_method, similarity, tfidf, summary_table(per_method, run_id))
