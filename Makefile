@@ -28,13 +28,16 @@ $(VLLM_VENV)/.installed:
 venv: $(VENV)/.installed
 vllm-venv: $(VLLM_VENV)/.installed
 
-test: venv
+test: venv vllm-venv
 	$(VENV)/bin/ruff check tessy warehouse tasks flows tests bench
 	$(VENV)/bin/pytest -q
 
-demo: venv
-	$(VENV)/bin/python -m flows.ingest configs/demo.yaml
-	$(VENV)/bin/tessy sql "SELECT source, domain, count(*) AS questions FROM questions GROUP BY ALL ORDER BY ALL"
+# The whole pipeline on the microworld: build the model pair (cached), export a few hundred of its
+# questions, and run the nightly flow (it starts and stops the vLLM servers itself).
+demo: venv vllm-venv
+	$(VENV)/bin/tessy microworld build
+	$(VENV)/bin/tessy microworld export .tessy/data/microworld.jsonl --n-contest 240 --n-other 80
+	$(VENV)/bin/python -m flows.nightly configs/demo.yaml
 
 lint: venv
 	$(VENV)/bin/ruff check tessy warehouse tasks flows tests bench

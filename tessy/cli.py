@@ -11,7 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tessy.microworld.cli import app as microworld_app
+
 app = typer.Typer(help="TESSY data platform: student-consistent SFT data synthesis.", no_args_is_help=True)
+app.add_typer(microworld_app, name="microworld")
+predictors_app = typer.Typer(help="Boundary predictors: train and evaluate.", no_args_is_help=True)
+app.add_typer(predictors_app, name="predictors")
+release_app = typer.Typer(help="Releases: create, diff, publish.", no_args_is_help=True)
+app.add_typer(release_app, name="release")
 console = Console()
 err = Console(stderr=True)
 
@@ -20,6 +27,21 @@ DbOption = Annotated[
     typer.Option("--db", envvar="TESSY_DB", help="warehouse file [default: .tessy/warehouse.duckdb]"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="pipeline YAML")]
+DEFAULT_CONFIG = Path("configs/demo.yaml")
+
+
+def _config(path: Path, db: Path | None = None, overrides: dict[str, Any] | None = None):
+    """Load a pipeline config, with `--db` and command-line overrides applied."""
+    from tessy.config import PipelineConfig, load_config
+
+    cfg = load_config(path)
+    data = cfg.model_dump()
+    for section, values in (overrides or {}).items():
+        data[section] = {**data[section], **values}
+    if db is not None:
+        data["warehouse"] = db
+    return PipelineConfig.model_validate(data)
 
 
 def _print_rows(rows: list[dict[str, Any]], as_json: bool, title: str | None = None) -> None:
@@ -47,7 +69,7 @@ def ingest(
     """Read questions into the warehouse; bad rows go to `quarantine` with the reason."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from warehouse.db import open_warehouse
+    from warehouse.db import open_warehouse, recorded_run
     from warehouse.ingest import IngestStats, ingest_path
 
     options = {
@@ -57,35 +79,227 @@ def ingest(
         "batch_rows": batch_rows,
     }
     total = IngestStats()
-    with open_warehouse(db) as wh:
-        run_id = wh.start_run("ingest", {"sources": paths, **options})
-        columns = (
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TextColumn("{task.completed:,} rows"),
-            TimeElapsedColumn(),
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} rows"))
+    with recorded_run(db, "ingest", {"sources": paths, **options}) as run, open_warehouse(db) as wh:
+        with Progress(*columns, TimeElapsedColumn(), console=err, disable=as_json) as progress:
+            for path in paths:
+                task = progress.add_task(path, total=None)
+                stats = ingest_path(
+                    wh,
+                    path,
+                    run.run_id,
+                    fmt=fmt,
+                    question_field=question_field,
+                    max_chars=max_chars,
+                    batch_rows=batch_rows,
+                    on_batch=lambda s, t=task: progress.advance(t, s.read),
+                )
+                total.add(stats)
+                run.stats = total.as_dict()
+    _print_rows([{"run_id": run.run_id, **total.as_dict()}], as_json, title="ingest")
+
+
+@app.command("filter")
+def filter_questions(
+    config: ConfigOption = DEFAULT_CONFIG,
+    judge: Annotated[str | None, typer.Option(help="heuristic | llm [default: the config's]")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Label pending questions as programming-contest or not (`question_labels`)."""
+    from tessy.runtime import judge_from_config, judge_roles, model_endpoints
+    from warehouse.db import recorded_run
+    from warehouse.labels import run_filter
+
+    cfg = _config(config, db, {"filter": {"judge": judge}} if judge else {})
+    with recorded_run(cfg.warehouse, "filter", cfg.public_dict()) as run:
+        with model_endpoints(cfg, judge_roles(cfg)) as endpoints:
+            run.stats = run_filter(cfg.warehouse, run.run_id, judge_from_config(cfg, endpoints))
+    _print_rows([{"run_id": run.run_id, "judge": cfg.filter.judge, **run.stats}], as_json, title="filter")
+
+
+@app.command()
+def synthesize(
+    config: ConfigOption = DEFAULT_CONFIG,
+    method: Annotated[str | None, typer.Option(help="one method [default: the config's methods]")] = None,
+    limit: Annotated[int | None, typer.Option(help="most questions")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Synthesize traces for filtered questions that have none for this config, then load them."""
+    from tessy.runtime import model_endpoints, shard_dir, synthesize_jobs
+    from warehouse.db import open_warehouse, recorded_run
+    from warehouse.predictors import predictors_for
+    from warehouse.traces import load_shards, plan_jobs
+
+    cfg = _config(config, db)
+    methods = [method] if method else list(cfg.synthesis.methods)
+    with recorded_run(cfg.warehouse, "synthesize", cfg.public_dict()) as run:
+        with open_warehouse(cfg.warehouse) as wh:
+            predictors = predictors_for(wh, methods)
+            jobs = plan_jobs(
+                wh, cfg, methods, predictors, limit if limit is not None else cfg.synthesis.limit
+            )
+        with model_endpoints(cfg) as endpoints:
+            stats = synthesize_jobs(
+                cfg, endpoints, predictors, jobs, shard_dir(cfg), show_progress=not as_json
+            )
+        with open_warehouse(cfg.warehouse) as wh:
+            loaded = load_shards(wh, shard_dir(cfg), run.run_id)
+        run.stats = {"jobs": len(jobs), "done": stats.done, "failed": stats.failed, **loaded}
+    _print_rows([{"run_id": run.run_id, **run.stats}], as_json, title="synthesize")
+
+
+@predictors_app.command("train")
+def predictors_train(
+    config: ConfigOption = DEFAULT_CONFIG,
+    force: Annotated[bool, typer.Option(help="retrain even when up to date")] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train each role's boundary predictor unless its models, base and settings are unchanged."""
+    from warehouse.db import recorded_run
+    from warehouse.predictors import ensure_predictors
+
+    cfg = _config(config, db)
+    with recorded_run(cfg.warehouse, "predictors", cfg.public_dict()) as run:
+        result = ensure_predictors(cfg, run.run_id, force=force, progress=not as_json)
+    rows = [
+        {"role": role, "predictor_id": i["predictor_id"][:12], "trained": i["trained"], "path": i["path"]}
+        for role, i in result.items()
+    ]
+    _print_rows(rows, as_json, title="predictors")
+
+
+@predictors_app.command("eval")
+def predictors_eval(
+    config: ConfigOption = DEFAULT_CONFIG,
+    problems: Annotated[int, typer.Option(help="held-out microworld problems per role")] = 40,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score the current predictors against the microworld's ground-truth style spans."""
+    from tessy.boundary.evaluate import evaluate
+    from tessy.boundary.stage import gold_windows
+    from warehouse.db import open_warehouse
+    from warehouse.predictors import latest_predictors
+
+    cfg = _config(config, db)
+    p = cfg.predictors
+    with open_warehouse(cfg.warehouse, read_only=True) as wh:
+        refs = latest_predictors(wh)
+    if not refs:
+        err.print("no predictors registered: run `tessy predictors train` first")
+        raise typer.Exit(1)
+    keys = ("style_f1", "boundary_f1", "accuracy", "precision", "recall")
+    report = {}
+    for role, ref in sorted(refs.items(), reverse=True):
+        gold = gold_windows(role, problems, p.window_words, p.windows_per_response, seed=p.seed + 1)
+        scores = evaluate(ref.path, gold, max_tokens=p.train.max_tokens, device=p.train.device)
+        report[role] = {k: round(scores[k], 4) for k in keys}
+    if not as_json:
+        _print_rows([{"role": r, **m} for r, m in report.items()], False, title="predictors vs ground truth")
+    print(json.dumps(report))
+
+
+@app.command()
+def qa(config: ConfigOption = DEFAULT_CONFIG, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Score this config's traces (tokens, similarity to the student, NLL, pass rate...) and report."""
+    from warehouse.db import recorded_run
+    from warehouse.qa import run_qa_stage
+
+    cfg = _config(config, db)
+    with recorded_run(cfg.warehouse, "qa", cfg.public_dict()) as run:
+        outcome = run_qa_stage(cfg, run.run_id)
+        run.stats = {"traces": outcome.n_traces, "metrics": outcome.n_metrics, "report": str(outcome.report)}
+    if as_json:
+        print(
+            json.dumps(
+                {"run_id": run.run_id, "report": str(outcome.report), "summary": outcome.summary}, default=str
+            )
         )
-        with Progress(*columns, console=err, disable=as_json) as progress:
-            try:
-                for path in paths:
-                    task = progress.add_task(path, total=None)
-                    stats = ingest_path(
-                        wh,
-                        path,
-                        run_id,
-                        fmt=fmt,
-                        question_field=question_field,
-                        max_chars=max_chars,
-                        batch_rows=batch_rows,
-                        on_batch=lambda s, t=task: progress.advance(t, s.read),
-                    )
-                    total.add(stats)
-            except BaseException as exc:
-                wh.finish_run(run_id, "failed", {**total.as_dict(), "error": repr(exc)})
-                raise
-        wh.finish_run(run_id, "completed", total.as_dict())
-    result = {"run_id": run_id, **total.as_dict()}
-    _print_rows([result], as_json, title="ingest")
+        return
+    _print_rows(outcome.summary, False, title=f"QA {run.run_id}")
+    console.print(f"report: {outcome.report}")
+
+
+@release_app.command("create")
+def release_create(
+    name: Annotated[str, typer.Argument(help="release name; releases are immutable")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Gate the traces that passed QA and record them as an immutable, exported release."""
+    from warehouse.db import recorded_run
+    from warehouse.releases import ReleaseBlocked, create_release
+
+    cfg = _config(config, db)
+    try:
+        with recorded_run(cfg.warehouse, "release", cfg.public_dict()) as run:
+            out = create_release(cfg, name, run.run_id)
+            run.stats = {"release": name, "rows": out.n_rows, "content_hash": out.content_hash}
+    except (ReleaseBlocked, ValueError) as exc:
+        err.print(f"[red]release not created:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    row = {
+        "release_id": out.release_id,
+        "name": name,
+        "rows": out.n_rows,
+        "content_hash": out.content_hash,
+        "parent": out.parent_release_id,
+        "folder": str(out.folder),
+    }
+    _print_rows([row], as_json, title="release")
+
+
+@release_app.command("diff")
+def release_diff(
+    a: Annotated[str, typer.Argument(help="older release")],
+    b: Annotated[str, typer.Argument(help="newer release")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Traces added, removed and kept from release A to release B, per method."""
+    from warehouse.db import open_warehouse
+    from warehouse.releases import diff_releases
+
+    with open_warehouse(db, read_only=True) as wh:
+        diff = diff_releases(wh, a, b)
+    if as_json:
+        print(json.dumps(diff))
+        return
+    _print_rows(diff["by_method"], False, title=f"{a} -> {b} (same content: {diff['same_content']})")
+
+
+@release_app.command("publish")
+def release_publish(
+    name: Annotated[str, typer.Argument(help="release to publish")],
+    repo: Annotated[str, typer.Option(help="Hub dataset repo, org/name")],
+    dry_run: Annotated[bool, typer.Option(help="build and check the folder only")] = False,
+    public: Annotated[bool, typer.Option(help="create the repo public")] = False,
+    db: DbOption = None,
+) -> None:
+    """Upload a release to the Hugging Face Hub (token from HF_TOKEN, never printed or stored)."""
+    from warehouse.releases import publish_release
+
+    result = publish_release(db, name, repo, dry_run=dry_run, private=not public)
+    what = "checked (dry run)" if dry_run else f"published at revision {result.revision}"
+    console.print(f"{name}: {len(result.files)} files {what} for {repo}")
+
+
+@app.command()
+def serve(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Start the vLLM servers a config asks for, print their endpoints, and wait (Ctrl-C stops them)."""
+    from tessy.engines.servers import serve_forever
+    from tessy.runtime import ROLES, server_spec
+
+    cfg = _config(config)
+    specs = [server_spec(cfg.model(role)) for role in ROLES if cfg.model(role).engine == "vllm"]
+    if not specs:
+        err.print("the config starts no servers (no model with engine: vllm)")
+        raise typer.Exit(1)
+    serve_forever(specs, log_dir=cfg.workdir / "logs", echo=console.print)
 
 
 @app.command()

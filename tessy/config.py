@@ -4,7 +4,7 @@ working directory the pipeline runs in (the repository root for the shipped conf
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,11 +26,128 @@ class IngestConfig(_Strict):
     batch_rows: int = Field(default=50_000, gt=0)
 
 
+class ModelConfig(_Strict):
+    path: str = Field(description="local model dir (or hub id the servers can load)")
+    family: str = Field(
+        default="auto", description="prompt format: qwen3, gpt-oss, deepseek-r1, generic, auto"
+    )
+    engine: Literal["vllm", "openai", "hf"] = Field(
+        default="vllm",
+        description="vllm: start local vLLM servers; openai: use `endpoints`; hf: transformers in-process",
+    )
+    endpoints: list[str] = Field(
+        default_factory=list, description="OpenAI-compatible base URLs (engine openai)"
+    )
+    served_name: str | None = Field(default=None, description="model name on the servers [default: dir name]")
+    replicas: int = Field(default=1, ge=1)
+    max_model_len: int = Field(default=4096, gt=0)
+    kv_cache_gib: int = Field(default=2, ge=1, description="VLLM_CPU_KVCACHE_SPACE for CPU servers")
+    gpus_per_replica: int = Field(default=0, ge=0)
+    extra_args: list[str] = Field(default_factory=list, description="more vLLM server arguments")
+
+
+class ModelsConfig(_Strict):
+    student: ModelConfig
+    teacher: ModelConfig
+
+
+class FilterConfig(_Strict):
+    judge: Literal["heuristic", "llm"] = "heuristic"
+    model: Literal["student", "teacher"] = Field(default="teacher", description="the judge, for `llm`")
+    attempts: int = Field(default=3, ge=1)
+    concurrency: int = Field(default=64, ge=1)
+
+
+class PredictorTrainConfig(_Strict):
+    lr: float = 1e-4
+    epochs: int = Field(default=3, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    max_tokens: int = Field(default=200, ge=2, description="windows are left-truncated to this many tokens")
+    val_fraction: float = Field(default=0.05, gt=0, lt=1)
+    device: str = "auto"
+
+
+class PredictorsConfig(_Strict):
+    base: str | None = Field(
+        default=None, description="causal LM dir for the predictor base [default: student]"
+    )
+    base_layers: int | None = Field(default=None, ge=1, description="keep only the base's first N layers")
+    annotator: Literal["lexicon", "llm"] = "lexicon"
+    annotator_model: Literal["student", "teacher"] = "teacher"
+    lexicon: Literal["microworld", "general"] = "microworld"
+    questions: int = Field(default=64, ge=2, description="questions each model answers for segments")
+    max_response_tokens: int = Field(default=1024, ge=1)
+    window_words: int = Field(default=60, ge=5)
+    windows_per_response: int = Field(default=4, ge=1)
+    ground_truth: Literal["microworld", "none"] = Field(
+        default="microworld", description="score against the microworld's known spans, not the annotator"
+    )
+    train: PredictorTrainConfig = Field(default_factory=PredictorTrainConfig)
+    seed: int = 0
+
+
+class SynthesisConfig(_Strict):
+    methods: list[Literal["tessy", "teacher-only", "student-only", "teacher-think", "teacher-answer"]] = (
+        Field(default_factory=lambda: ["tessy", "teacher-only", "student-only"])
+    )
+    mode: Literal["stream", "fixed-k"] = "stream"
+    k_student: int = Field(default=5, gt=0, description="fixed-k: student tokens per step (reference code)")
+    k_teacher: int = Field(default=10, gt=0, description="fixed-k: teacher tokens per step (reference code)")
+    span_cap: int = Field(default=64, gt=0, description="stream: most tokens one request may write")
+    check_every: int = Field(default=2, gt=0, description="stream: predictor every N new words")
+    max_thinking_tokens: int = Field(default=4096, gt=0)
+    max_answer_tokens: int = Field(default=1024, gt=0)
+    word_boundary: Literal["extend", "drop"] = "extend"
+    max_attempts: int = Field(default=5, ge=1)
+    temperature: float = 0.7
+    top_p: float = 0.8
+    top_k: int = 20
+    min_p: float = 0.0
+    concurrency: int = Field(default=64, ge=1, description="samples in flight per worker")
+    workers: int = Field(default=1, ge=1, description="parts synthesized in parallel by the task runner")
+    shard_size: int = Field(default=64, ge=1)
+    limit: int | None = Field(default=None, description="most questions per run")
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that change what a trace holds (not how fast it is made)."""
+        return self.model_dump(exclude={"methods", "concurrency", "workers", "shard_size", "limit"})
+
+
+class QAConfig(_Strict):
+    run_code: bool = Field(default=True, description="run answers' code against the questions' tests")
+    student_nll: bool = Field(default=True, description="score the thinking under the student model")
+    timeout_s: float = Field(default=5.0, gt=0)
+    memory_mb: int = Field(default=512, gt=0)
+    workers: int = Field(default=2, ge=1)
+
+
+class ReleaseConfig(_Strict):
+    name_prefix: str = Field(default="tessy", description="nightly releases are named {prefix}-{date}-{n}")
+    methods: list[str] = Field(default_factory=lambda: ["tessy"], description="methods a release holds")
+    config_name: str = "default"
+    max_rows_per_shard: int = Field(default=10_000, ge=1)
+    hub_repo: str | None = Field(default=None, description="publish nightly releases here (needs HF_TOKEN)")
+    private: bool = True
+    license: str = "apache-2.0"
+
+
 class PipelineConfig(_Strict):
     name: str
     warehouse: Path = Path(".tessy/warehouse.duckdb")
+    workdir: Path = Field(default=Path(".tessy/work"), description="shards, predictors, reports, releases")
     sources: list[SourceConfig] = Field(default_factory=list)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    models: ModelsConfig | None = None
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    predictors: PredictorsConfig = Field(default_factory=PredictorsConfig)
+    synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
+    qa: QAConfig = Field(default_factory=QAConfig)
+    release: ReleaseConfig = Field(default_factory=ReleaseConfig)
+
+    def model(self, role: str) -> ModelConfig:
+        if self.models is None:
+            raise ValueError(f"config {self.name!r} names no models; add a `models:` section")
+        return getattr(self.models, role)
 
     def public_dict(self) -> dict[str, Any]:
         """The config as stored with each run (JSON-able)."""

@@ -25,3 +25,31 @@ def prefect_harness():
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> dict[str, Path]:
+    """The microworld's tiny student/teacher pair (built once, cached under .tessy/models/tiny)."""
+    from tessy.microworld.build import build
+
+    return build(preset="tiny")
+
+
+def pipeline_config(tmp_path: Path, models: dict[str, Path], **sections) -> Path:
+    """A small pipeline YAML over `models` (in-process engines) in `tmp_path`; sections override."""
+    import yaml
+
+    config = {
+        "name": "test",
+        "warehouse": str(tmp_path / "wh.duckdb"),
+        "workdir": str(tmp_path / "work"),
+        "models": {
+            "student": {"path": str(models["student"]), "family": "qwen3", "engine": "hf"},
+            "teacher": {"path": str(models["teacher"]), "family": "gpt-oss", "engine": "hf"},
+        },
+        "filter": {"judge": "heuristic"},
+        **sections,
+    }
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path

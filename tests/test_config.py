@@ -5,9 +5,10 @@ from tessy.config import load_config
 from tests.conftest import REPO
 
 
-def test_demo_config_loads():
-    cfg = load_config(REPO / "configs/demo.yaml")
-    assert cfg.name == "demo" and len(cfg.sources) == 2
+@pytest.mark.parametrize("name", ["demo", "production"])
+def test_shipped_configs_load(name):
+    cfg = load_config(REPO / f"configs/{name}.yaml")
+    assert cfg.sources and cfg.model("student").family == "qwen3" and cfg.model("teacher").family == "gpt-oss"
 
 
 def test_unknown_key_is_an_error(tmp_path):

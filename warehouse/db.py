@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -123,8 +124,9 @@ class Warehouse:
         return self.con.sql(sql, params=params).pl()
 
     def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
-        row = self.con.execute(sql, params or []).fetchone()
-        return row[0] if row else None
+        # fetchall: DuckDB keeps a partly fetched result open and refuses the next statement.
+        rows = self.con.execute(sql, params or []).fetchall()
+        return rows[0][0] if rows else None
 
 
 @contextmanager
@@ -143,3 +145,27 @@ def open_warehouse(path: Path | str | None = None, *, read_only: bool = False) -
         yield Warehouse(con, path)
     finally:
         con.close()
+
+
+@dataclass
+class Run:
+    run_id: str
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def recorded_run(
+    db: Path | str | None, kind: str, config: dict[str, Any], flow_run_id: str | None = None
+) -> Iterator[Run]:
+    """A `runs` row for the block: completed with the block's stats, or failed with the error. The
+    warehouse is opened only to start and to finish the run, so the block may open it too."""
+    with open_warehouse(db) as wh:
+        run = Run(wh.start_run(kind, config, flow_run_id=flow_run_id))
+    try:
+        yield run
+    except BaseException as exc:
+        with open_warehouse(db) as wh:
+            wh.finish_run(run.run_id, "failed", {**run.stats, "error": repr(exc)})
+        raise
+    with open_warehouse(db) as wh:
+        wh.finish_run(run.run_id, "completed", run.stats)

@@ -40,7 +40,7 @@ def load_batch(wh: Warehouse, batch: SourceBatch, run_id: str) -> IngestStats:
             "INSERT OR IGNORE INTO questions SELECT question_id, text, source, source_id, domain, difficulty,"
             " metadata_json, ? FROM _batch",
             [run_id],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         # A question seen in a row other than the one it was first stored from keeps that provenance.
         con.execute(
             """

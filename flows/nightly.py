@@ -1,0 +1,59 @@
+"""Nightly: ingest -> filter -> predictors (when stale) -> synthesize new questions -> QA -> release
+(gated by Great Expectations) -> publish (when configured). The model servers start once and serve
+every stage that needs them."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from prefect import flow
+
+from flows.filter import filter_flow
+from flows.ingest import ingest_flow
+from flows.predictors import predictors_flow
+from flows.qa import qa_flow
+from flows.release import release_flow
+from flows.synthesize import synthesize_flow
+from tessy.config import load_config
+from tessy.runtime import model_endpoints
+
+
+@flow(name="nightly", log_prints=True)
+def nightly_flow(config_path: Path = Path("configs/demo.yaml")) -> dict[str, Any]:
+    cfg = load_config(config_path)
+    result: dict[str, Any] = {"ingest": ingest_flow(config_path)}
+    with model_endpoints(cfg) as endpoints:
+        result["filter"] = filter_flow(config_path, endpoints)
+        result["predictors"] = predictors_flow(config_path, endpoints=endpoints)
+        result["synthesize"] = synthesize_flow(config_path, endpoints=endpoints)
+    result["qa"] = qa_flow(config_path)
+    result["release"] = release_flow(config_path)
+    return result
+
+
+def main(config: Annotated[Path, typer.Argument(help="pipeline YAML")] = Path("configs/demo.yaml")) -> None:
+    """Run the nightly flow and say where its outputs are."""
+    from rich.console import Console
+    from rich.table import Table
+
+    result = nightly_flow(config)
+    cfg = load_config(config)
+    console = Console()
+    table = Table(title="per method")
+    columns = ("method", "samples", "mean_tokens", "student_share", "similarity_to_student", "pass_rate")
+    for column in columns:
+        table.add_column(column)
+    for row in result["qa"]["summary"]:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    console.print(table)
+    console.print(f"release:   {result['release']['folder']}")
+    console.print(f"report:    {result['qa']['report']}")
+    console.print(f"warehouse: {cfg.warehouse}  (query it: tessy sql --db {cfg.warehouse} 'SELECT ...')")
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "-" if value is None else str(value)
+
+
+if __name__ == "__main__":
+    typer.run(main)

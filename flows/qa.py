@@ -1,0 +1,29 @@
+"""QA: per-trace and per-method metrics into `qa_metrics`, a markdown report and PNG plots."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from prefect import flow
+
+from tasks.qa import check_traces
+from tasks.runs import recorded_run
+from tessy.config import load_config
+
+
+@flow(name="qa", log_prints=True)
+def qa_flow(config_path: Path = Path("configs/demo.yaml")) -> dict[str, Any]:
+    cfg = load_config(config_path)
+    with recorded_run(cfg.warehouse, "qa", cfg.public_dict()) as run:
+        outcome = check_traces(cfg, run.run_id)
+        run.stats = {"traces": outcome.n_traces, "metrics": outcome.n_metrics, "report": str(outcome.report)}
+    print(f"qa {run.run_id}: report {outcome.report}")
+    return {"run_id": run.run_id, "summary": outcome.summary, **run.stats}
+
+
+def main(config: Annotated[Path, typer.Argument(help="pipeline YAML")] = Path("configs/demo.yaml")) -> None:
+    qa_flow(config)
+
+
+if __name__ == "__main__":
+    typer.run(main)

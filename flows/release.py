@@ -1,0 +1,37 @@
+"""Release: gate the traces that passed QA with Great Expectations, export an immutable release, and
+publish it to the Hub when the config names a repo."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from prefect import flow
+
+from tasks.release import make_release, publish
+from tasks.runs import recorded_run
+from tessy.config import load_config
+
+
+@flow(name="release", log_prints=True)
+def release_flow(config_path: Path = Path("configs/demo.yaml"), name: str | None = None) -> dict[str, Any]:
+    cfg = load_config(config_path)
+    with recorded_run(cfg.warehouse, "release", cfg.public_dict()) as run:
+        outcome = make_release(cfg, run.run_id, name)
+        run.stats = {"release": outcome.name, "rows": outcome.n_rows, "content_hash": outcome.content_hash}
+        if cfg.release.hub_repo:
+            run.stats["hub_revision"] = publish(
+                cfg.warehouse, outcome.name, cfg.release.hub_repo, cfg.release.private
+            )
+    print(f"release {outcome.name}: {outcome.n_rows} rows in {outcome.folder}")
+    return {"run_id": run.run_id, "folder": str(outcome.folder), **run.stats}
+
+
+def main(
+    config: Annotated[Path, typer.Argument(help="pipeline YAML")] = Path("configs/demo.yaml"),
+    name: str | None = None,
+) -> None:
+    release_flow(config, name)
+
+
+if __name__ == "__main__":
+    typer.run(main)

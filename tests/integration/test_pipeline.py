@@ -1,0 +1,94 @@
+"""The whole pipeline on the microworld through real vLLM servers: the nightly flow under Prefect's
+test harness — ingest, LLM filter, predictors, TESSY + baselines, QA, the gate and a release."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from tessy.config import ModelConfig
+from tessy.engines.servers import ServerError, ServerGroup, vllm_python
+from tessy.microworld.build import build
+from tessy.microworld.problems import export_questions
+from tessy.runtime import server_spec
+from warehouse.db import open_warehouse
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Path, list[str]]]]:
+    """The default microworld pair (built once, cached) served by one vLLM server each."""
+    try:
+        vllm_python()
+    except ServerError as e:
+        pytest.skip(str(e))
+    models = build()
+    specs = {
+        role: server_spec(ModelConfig(path=str(path), max_model_len=2048, kv_cache_gib=2))
+        for role, path in models.items()
+    }
+    with ServerGroup(list(specs.values()), log_dir=tmp_path_factory.mktemp("vllm-logs")) as group:
+        yield {role: (models[role], group.endpoints[spec.served_name]) for role, spec in specs.items()}
+
+
+def test_nightly_flow_on_the_microworld(served, tmp_path, prefect_harness):
+    from flows.nightly import nightly_flow
+
+    data = export_questions(tmp_path / "mw.jsonl", 24, 8, seed=11)
+    config = {
+        "name": "integration",
+        "warehouse": str(tmp_path / "wh.duckdb"),
+        "workdir": str(tmp_path / "work"),
+        "sources": [{"path": str(data)}],
+        "models": {
+            role: {"path": str(path), "family": family, "engine": "openai", "endpoints": urls}
+            for (role, (path, urls)), family in zip(sorted(served.items()), ["qwen3", "gpt-oss"], strict=True)
+        },
+        "filter": {"judge": "llm", "model": "teacher"},
+        "predictors": {
+            "questions": 24,
+            "max_response_tokens": 768,
+            "windows_per_response": 4,
+            "train": {"epochs": 3, "lr": 0.001, "batch_size": 16},
+        },
+        "synthesis": {
+            "methods": ["tessy", "teacher-only", "student-only"],
+            "max_thinking_tokens": 1024,
+            "max_answer_tokens": 512,
+            "limit": 8,
+            "concurrency": 16,
+        },
+        "release": {"methods": ["tessy"], "name_prefix": "it"},
+    }
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    result = nightly_flow(path)
+
+    assert result["filter"]["judged"] == 32 and result["filter"]["undecided"] <= 3
+    assert result["predictors"]["teacher"]["metrics"]["ground_truth"]["style_f1"] >= 0.8
+    with open_warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:
+        traces = wh.frame("SELECT * FROM traces WHERE status = 'ok'")
+        last_authors = wh.frame(
+            "SELECT t.method, s.author FROM spans s JOIN traces t USING (trace_id)"
+            " WHERE t.status = 'ok' AND s.idx = (SELECT max(idx) FROM spans WHERE trace_id = s.trace_id)"
+        )
+        release = wh.frame("SELECT * FROM releases").to_dicts()
+    tessy = traces.filter(pl.col("method") == "tessy")
+    assert tessy.height >= 6
+    student, teacher = tessy["n_tokens_student"].sum(), tessy["n_tokens_teacher"].sum()
+    share = student / (student + teacher)
+    assert 0.05 <= share <= 0.60, share
+    assert (tessy["n_switches"] > 0).all()
+    # The answer is the student's under TESSY, the teacher's under teacher-only.
+    authors = dict(last_authors.group_by("method").agg(pl.col("author").unique()).rows())
+    assert authors["tessy"] == ["student"] and authors["teacher-only"] == ["teacher"]
+    summary = {row["method"]: row for row in result["qa"]["summary"]}
+    assert summary["tessy"]["similarity_to_student"] > summary["teacher-only"]["similarity_to_student"]
+    assert len(release) == 1 and release[0]["n_rows"] == result["release"]["rows"] >= 6
+    assert Path(result["release"]["folder"], "README.md").exists()

@@ -1,0 +1,216 @@
+"""The pipeline stages against a real warehouse and the microworld's tiny models (in-process):
+filter, predictors registry, synthesis resume, QA, releases and publishing."""
+
+import json
+from random import Random
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from tessy.cli import app
+from tessy.config import load_config
+from tessy.filtering.heuristic import Decision
+from tessy.filtering.judges import Judge, heuristic_judge
+from tessy.microworld.problems import export_questions, generate_problems
+from tessy.microworld.traces import make_trace
+from tessy.runtime import load_model
+from tessy.synthesis.records import Span, Trace
+from tessy.synthesis.shards import ShardWriter
+from tests.conftest import pipeline_config
+from warehouse.db import open_warehouse
+from warehouse.ingest import ingest_path
+from warehouse.labels import run_filter
+from warehouse.predictors import ensure_predictors
+from warehouse.qa import run_qa_stage
+from warehouse.releases import ReleaseBlocked, create_release, diff_releases, publish_release
+from warehouse.traces import load_shards
+
+runner = CliRunner()
+
+
+def ingested(tmp_path, models, n_contest=8, n_other=4, **sections):
+    """A config over the tiny models with microworld questions ingested and filtered."""
+    cfg = load_config(pipeline_config(tmp_path, models, **sections))
+    data = export_questions(tmp_path / "mw.jsonl", n_contest, n_other, seed=3)
+    with open_warehouse(cfg.warehouse) as wh:
+        ingest_path(wh, str(data), "run-ingest")
+    run_filter(cfg.warehouse, "run-filter", heuristic_judge())
+    return cfg
+
+
+def test_filter_labels_once_and_asks_again_only_when_undecided(tmp_path, tiny_models):
+    cfg = ingested(tmp_path, tiny_models)
+    with open_warehouse(cfg.warehouse) as wh:
+        truth = wh.frame(
+            "SELECT q.domain = 'code' AS truth, l.is_contest"
+            " FROM questions q JOIN question_labels l USING (question_id)"
+        )
+    assert truth.height == 12 and (truth["truth"] == truth["is_contest"]).all()
+
+    seen = []
+
+    def unsure(texts):
+        seen.append(len(texts))
+        return [Decision(None, None, "undecided: test", "stub", "v1")] * len(texts)
+
+    judge = Judge("stub", "v1", unsure)
+    assert run_filter(cfg.warehouse, "r1", judge)["undecided"] == 12
+    assert run_filter(cfg.warehouse, "r2", judge)["judged"] == 12  # undecided questions are asked again
+    assert run_filter(cfg.warehouse, "r3", heuristic_judge())["judged"] == 0  # decided ones are not
+    assert seen == [12, 12]
+
+
+def test_predictors_train_once_and_again_when_settings_change(tmp_path, tiny_models):
+    small = {
+        "questions": 4,
+        "max_response_tokens": 48,
+        "window_words": 8,
+        "windows_per_response": 2,
+        "train": {"epochs": 1, "batch_size": 4},
+    }
+    cfg = ingested(tmp_path, tiny_models, predictors=small)
+    first = ensure_predictors(cfg, "run-1", progress=False)
+    assert {r: i["trained"] for r, i in first.items()} == {"student": True, "teacher": True}
+    assert set(first["teacher"]["metrics"]["ground_truth"]) >= {"style_f1", "boundary_f1", "accuracy"}
+    again = ensure_predictors(cfg, "run-2", progress=False)
+    assert not any(i["trained"] for i in again.values())
+    assert {r: i["predictor_id"] for r, i in again.items()} == {
+        r: i["predictor_id"] for r, i in first.items()
+    }
+    changed = cfg.model_copy(update={"predictors": cfg.predictors.model_copy(update={"window_words": 9})})
+    assert all(i["trained"] for i in ensure_predictors(changed, "run-3", progress=False).values())
+    with open_warehouse(cfg.warehouse) as wh:
+        assert wh.scalar("SELECT count(*) FROM predictors") == 4
+
+
+def test_synthesize_cli_runs_baselines_and_a_rerun_adds_nothing(tmp_path, tiny_models):
+    small = {
+        "methods": ["student-only", "teacher-only"],
+        "max_thinking_tokens": 48,
+        "max_answer_tokens": 32,
+        "max_attempts": 1,
+        "limit": 2,
+        "concurrency": 2,
+    }
+    cfg = ingested(tmp_path, tiny_models, synthesis=small)
+    path = tmp_path / "pipeline.yaml"
+    first = runner.invoke(app, ["synthesize", "-c", str(path), "--json"])
+    assert first.exit_code == 0, first.output
+    stats = json.loads(first.stdout.strip().splitlines()[-1])[0]
+    assert stats["jobs"] == 4 and stats["traces"] == 4
+    second = json.loads(
+        runner.invoke(app, ["synthesize", "-c", str(path), "--json"]).stdout.strip().splitlines()[-1]
+    )
+    assert second[0]["jobs"] == 4 and second[0]["traces"] == 4  # the next two questions, not the same ones
+    with open_warehouse(cfg.warehouse) as wh:
+        pairs = wh.frame("SELECT question_id, method, count(*) AS n FROM traces GROUP BY ALL")
+    assert pairs.height == 8 and pairs["n"].max() == 1
+
+
+def write_traces(cfg, methods=("tessy", "student-only"), n_questions=4):
+    """Well-formed traces (microworld reference reasoning) for the first contest questions."""
+    tokenizer = load_model(cfg, "student").tokenizer
+
+    def count(text):
+        return len(tokenizer(text, add_special_tokens=False).input_ids)
+
+    with open_warehouse(cfg.warehouse) as wh:
+        questions = wh.frame(
+            "SELECT question_id, text FROM questions WHERE domain = 'code' ORDER BY question_id LIMIT ?",
+            [n_questions],
+        ).rows()
+    problems = {p.statement.strip(): p for p in generate_problems(200, seed=3, split="eval")}
+    writer = ShardWriter(cfg.workdir / "shards", shard_size=3)
+    for qid, text in questions:
+        problem = problems[text]
+        for method in methods:
+            trace = make_trace(
+                problem, "student" if method == "student-only" else "teacher", Random(qid + method)
+            )
+            spans = [
+                Span("teacher" if method == "tessy" else "student", trace.thinking, count(trace.thinking)),
+                Span("student", trace.answer, count(trace.answer)),
+            ]
+            full = f"<think>\n{trace.thinking}\n</think>\n\n{trace.answer}"
+            writer.add(
+                Trace(
+                    trace_id=f"{qid[:16]}-{method}",
+                    question_id=qid,
+                    method=method,
+                    student_model="student",
+                    teacher_model="teacher",
+                    predictor_ids="p-s,p-t" if method == "tessy" else "",
+                    text=full,
+                    answer=trace.answer,
+                    spans=spans,
+                    n_tokens=count(full),
+                    n_tokens_teacher=spans[0].n_tokens if method == "tessy" else 0,
+                    n_tokens_student=spans[1].n_tokens + (0 if method == "tessy" else spans[0].n_tokens),
+                    n_switches=1,
+                    n_wasted_tokens=0,
+                    status="ok",
+                    error=None,
+                    attempts=1,
+                )
+            )
+    writer.flush()
+    with open_warehouse(cfg.warehouse) as wh:
+        load_shards(wh, writer.directory, "run-synth")
+
+
+class FakeHub:
+    def __init__(self):
+        self.calls = []
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id))
+
+    def upload_folder(self, **kwargs):
+        self.calls.append(("upload_folder", kwargs["repo_id"]))
+        return type("Commit", (), {"oid": "abc123"})()
+
+
+def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
+    cfg = ingested(
+        tmp_path,
+        tiny_models,
+        release={"methods": ["tessy", "student-only"], "hub_repo": "org/set"},
+        qa={"student_nll": False},
+    )
+    with pytest.raises(ReleaseBlocked, match="passed QA"):
+        create_release(cfg, "too-early", "r0")
+    write_traces(cfg)
+    outcome = run_qa_stage(cfg, "qa-1")
+    with open_warehouse(cfg.warehouse) as wh:  # run_qa_stage reads the summary of completed qa runs
+        wh.con.execute(
+            "INSERT INTO runs (run_id, kind, started_at, status) VALUES ('qa-1', 'qa', now(), 'completed')"
+        )
+    methods = {row["method"]: row for row in outcome.summary}
+    assert set(methods) == {"tessy", "student-only"}
+    assert methods["student-only"]["similarity_to_student"] is None or methods["student-only"]["samples"] == 4
+    assert outcome.report.exists() and all(p.exists() for p in outcome.plots)
+
+    first = create_release(cfg, "r1", "rel-run")
+    assert first.n_rows == 8 and first.gate.success and first.parent_release_id is None
+    with pytest.raises(ValueError, match="immutable"):
+        create_release(cfg, "r1", "rel-run")
+    second = create_release(cfg, "r2", "rel-run")
+    assert second.content_hash == first.content_hash and second.parent_release_id == first.release_id
+    exported = pl.read_parquet(first.folder / "data" / "default" / "*.parquet")
+    assert exported.height == 8 and "messages" in exported.columns and "run_id" not in exported.columns
+
+    with open_warehouse(cfg.warehouse) as wh:
+        diff = diff_releases(wh, "r1", "r2")
+    assert diff["same_content"] and sum(r["kept"] for r in diff["by_method"]) == 8
+
+    hub = FakeHub()
+    result = publish_release(cfg.warehouse, "r2", "org/set", client=hub)
+    assert (
+        hub.calls == [("create_repo", "org/set"), ("upload_folder", "org/set")]
+        and result.revision == "abc123"
+    )
+    with open_warehouse(cfg.warehouse) as wh:
+        assert wh.frame("SELECT hub_repo, hub_revision FROM releases WHERE name = 'r2'").rows() == [
+            ("org/set", "abc123")
+        ]

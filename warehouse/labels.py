@@ -1,0 +1,70 @@
+"""Contest-filter labels: which questions still need a decision, storing decisions, and the filter
+stage itself (read pending questions, judge them, write labels in one short transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+from tessy.filtering.heuristic import Decision
+from tessy.filtering.judges import Judge
+from warehouse.db import Warehouse, open_warehouse
+
+
+def pending_questions(
+    wh: Warehouse, filter_name: str, filter_version: str, limit: int | None = None
+) -> pl.DataFrame:
+    """Questions with no decision from this filter version yet; undecided ones are asked again."""
+    return wh.frame(
+        """
+        SELECT q.question_id, q.text FROM questions q
+        LEFT JOIN question_labels l ON l.question_id = q.question_id AND l.filter = ? AND l.filter_version = ?
+        WHERE l.is_contest IS NULL ORDER BY q.question_id
+        """
+        + (f" LIMIT {int(limit)}" if limit else ""),
+        [filter_name, filter_version],
+    )
+
+
+def save_labels(
+    wh: Warehouse, question_ids: Sequence[str], decisions: Sequence[Decision], run_id: str
+) -> None:
+    table = pa.table(
+        {
+            "question_id": list(question_ids),
+            "filter": [d.filter for d in decisions],
+            "filter_version": [d.filter_version for d in decisions],
+            "is_contest": pa.array([d.is_contest for d in decisions], pa.bool_()),
+            "score": pa.array([d.score for d in decisions], pa.float64()),
+            "rationale": [d.rationale for d in decisions],
+            "run_id": [run_id] * len(decisions),
+        }
+    )
+    wh.con.register("_labels", table)
+    try:
+        wh.con.execute("INSERT OR REPLACE INTO question_labels SELECT * FROM _labels")
+    finally:
+        wh.con.unregister("_labels")
+
+
+def label_summary(wh: Warehouse, filter_version: str) -> dict[str, int]:
+    row = wh.con.execute(
+        "SELECT count(*) FILTER (is_contest), count(*) FILTER (NOT is_contest),"
+        " count(*) FILTER (is_contest IS NULL) FROM question_labels WHERE filter_version = ?",
+        [filter_version],
+    ).fetchall()[0]
+    return {"contest": row[0], "not_contest": row[1], "undecided": row[2]}
+
+
+def run_filter(db: Path, run_id: str, judge: Judge, limit: int | None = None) -> dict[str, int]:
+    """Judge every pending question and store the decisions. The warehouse is held only to read the
+    pending questions and to write the labels, not while the judge runs."""
+    with open_warehouse(db) as wh:
+        pending = pending_questions(wh, judge.name, judge.version, limit)
+    decisions = judge.decide(pending["text"].to_list()) if pending.height else []
+    with open_warehouse(db) as wh:
+        save_labels(wh, pending["question_id"].to_list(), decisions, run_id)
+        return {"judged": pending.height, **label_summary(wh, judge.version)}

@@ -1,0 +1,97 @@
+"""QA in the warehouse: the trace frame QA reads, the metrics it writes, and the QA stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tessy.config import PipelineConfig
+from tessy.quality.plots import write_plots
+from tessy.quality.qa import run_qa
+from tessy.quality.report import markdown_report, summary_table
+from tessy.runtime import load_model, served_name
+from warehouse.db import Warehouse, open_warehouse
+
+MIN_TRACES_FOR_PLOTS = 3  # the PCA plot needs at least three responses
+
+
+def trace_frame(wh: Warehouse, cfg: PipelineConfig, methods: list[str] | None = None) -> pl.DataFrame:
+    """This config's traces (its two models), each with its question and the question's tests."""
+    sql = """
+        SELECT t.*, q.text AS question, json_extract_string(q.metadata_json, '$.test_cases') AS test_cases
+        FROM traces t JOIN questions q USING (question_id)
+        WHERE t.student_model = ? AND t.teacher_model = ?
+    """
+    params: list[Any] = [served_name(cfg.model("student")), served_name(cfg.model("teacher"))]
+    if methods:
+        sql += " AND t.method IN (SELECT unnest(?))"
+        params.append(methods)
+    return wh.frame(sql + " ORDER BY t.trace_id", params)
+
+
+def save_metrics(wh: Warehouse, metrics: pl.DataFrame, run_id: str) -> int:
+    rows = metrics.select("subject_id", "metric", pl.col("value").cast(pl.Float64)).with_columns(
+        run_id=pl.lit(run_id)
+    )
+    wh.con.register("_metrics", rows.to_arrow())
+    try:
+        wh.con.execute("INSERT INTO qa_metrics SELECT subject_id, metric, value, run_id FROM _metrics")
+    finally:
+        wh.con.unregister("_metrics")
+    return rows.height
+
+
+def latest_summary(wh: Warehouse) -> list[dict[str, Any]]:
+    """The per-method summary table of the most recent QA run (empty before any)."""
+    run_id = wh.scalar(
+        "SELECT run_id FROM runs WHERE kind = 'qa' AND status = 'completed' ORDER BY started_at DESC"
+    )
+    if run_id is None:
+        return []
+    per_method = wh.frame(
+        "SELECT subject_id, metric, value FROM qa_metrics WHERE run_id = ? AND subject_id LIKE ? || '/%'",
+        [run_id, run_id],
+    )
+    return summary_table(per_method, run_id)
+
+
+@dataclass
+class QAOutcome:
+    summary: list[dict[str, Any]]
+    report: Path
+    plots: list[Path]
+    n_traces: int
+    n_metrics: int
+
+
+def run_qa_stage(cfg: PipelineConfig, run_id: str) -> QAOutcome:
+    """Score every trace of this config, store the metrics, and write the report and plots under
+    `workdir/qa/<run_id>/`. The warehouse is held only to read the traces and write the metrics."""
+    with open_warehouse(cfg.warehouse) as wh:
+        frame = trace_frame(wh, cfg)
+    if frame.height == 0:
+        raise RuntimeError("no traces to check for this config: run synthesize first")
+    student = load_model(cfg, "student")
+    q = cfg.qa
+    result = run_qa(
+        frame,
+        run_id,
+        student.tokenizer,
+        student_model_dir=student.config.path if q.student_nll else None,
+        run_code=q.run_code,
+        workers=q.workers,
+        timeout_s=q.timeout_s,
+        memory_mb=q.memory_mb,
+    )
+    out = cfg.workdir / "qa" / run_id
+    ok = frame.filter(pl.col("status") == "ok")
+    plots = write_plots(frame, result.tfidf, out) if ok.height >= MIN_TRACES_FOR_PLOTS else []
+    report = out / "report.md"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(markdown_report(result.summary, plots, run_id=run_id, relative_to=out))
+    with open_warehouse(cfg.warehouse) as wh:
+        n_metrics = save_metrics(wh, result.metrics, run_id)
+    return QAOutcome(result.summary, report, plots, frame.height, n_metrics)

@@ -1,0 +1,211 @@
+"""Releases: immutable, content-hashed snapshots of the traces that passed QA, gated by Great
+Expectations, exported as a Hub-ready dataset folder, diffed, and published."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tessy.config import PipelineConfig
+from tessy.hashing import sha256_text
+from tessy.quality.expectations import GateConfig, GateResult, validate_release
+from tessy.release.card import CardInfo, write_card
+from tessy.release.export import export_release
+from tessy.release.publish import PublishResult, publish
+from tessy.runtime import served_name
+from warehouse.db import Warehouse, code_version, open_warehouse
+from warehouse.qa import latest_summary, trace_frame
+
+# What a release row holds; run ids and retry counts are bookkeeping, not data, so they stay out of
+# the content hash: the same traces give the same hash whichever run made them.
+RELEASE_COLUMNS = [
+    "trace_id",
+    "question_id",
+    "method",
+    "question",
+    "text",
+    "answer",
+    "student_model",
+    "teacher_model",
+    "predictor_ids",
+    "n_tokens",
+    "n_tokens_teacher",
+    "n_tokens_student",
+    "n_switches",
+    "test_cases",
+]
+
+
+class ReleaseBlocked(RuntimeError):
+    """The release candidate failed its expectation suite; nothing was released."""
+
+
+@dataclass
+class ReleaseOutcome:
+    release_id: str
+    name: str
+    folder: Path
+    n_rows: int
+    content_hash: str
+    parent_release_id: str | None
+    gate: GateResult
+
+
+def candidate_frame(wh: Warehouse, cfg: PipelineConfig) -> pl.DataFrame:
+    """This config's traces of the released methods that passed QA: finished, with an answer."""
+    frame = trace_frame(wh, cfg, cfg.release.methods).filter(pl.col("status") == "ok")
+    passed = wh.frame(
+        "SELECT DISTINCT subject_id AS trace_id FROM qa_metrics WHERE metric = 'answer_present' AND value = 1"
+    )
+    return frame.join(passed, on="trace_id", how="semi")
+
+
+def create_release(cfg: PipelineConfig, name: str, run_id: str) -> ReleaseOutcome:
+    """Gate, export and record release `name`; its parent is the newest release before it."""
+    folder = cfg.workdir / "releases" / name
+    with open_warehouse(cfg.warehouse) as wh:
+        if wh.scalar("SELECT count(*) FROM releases WHERE name = ?", [name]):
+            raise ValueError(f"release {name!r} exists; releases are immutable, pick another name")
+        frame = candidate_frame(wh, cfg)
+        parent = wh.scalar("SELECT release_id FROM releases ORDER BY created_at DESC LIMIT 1")
+        metrics = latest_summary(wh)
+    if frame.height == 0:
+        raise ReleaseBlocked(
+            f"no {'/'.join(cfg.release.methods)} trace of this config passed QA (finished, with an answer)"
+        )
+    gate = validate_release(frame, GateConfig(methods=tuple(cfg.release.methods)))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder.parent / f"{name}.validation.json").write_text(json.dumps(gate.raw, indent=1, default=str))
+    if not gate.success:
+        raise ReleaseBlocked(f"release {name!r} failed its expectations: {', '.join(gate.failed)}")
+    export = export_release(
+        frame.select(RELEASE_COLUMNS),
+        folder,
+        config=cfg.release.config_name,
+        max_rows_per_shard=cfg.release.max_rows_per_shard,
+    )
+    release_id = sha256_text(f"{name}\n{export.content_hash}")[:16]
+    predictor_ids = sorted(
+        {p for ids in frame["predictor_ids"].to_list() for p in (ids or "").split(",") if p}
+    )
+    manifest: dict[str, Any] = {
+        "config": cfg.public_dict(),
+        "student_model": served_name(cfg.model("student")),
+        "teacher_model": served_name(cfg.model("teacher")),
+        "predictor_ids": predictor_ids,
+        "methods": sorted(frame["method"].unique().to_list()),
+        "code_version": code_version(),
+        "metrics": metrics,
+        "files": [str(f) for f in export.files],
+        "folder": str(folder),
+        "run_id": run_id,
+    }
+    write_card(
+        folder,
+        CardInfo(
+            name=name,
+            release_id=release_id,
+            content_hash=export.content_hash,
+            n_rows=export.n_rows,
+            student_model=manifest["student_model"],
+            teacher_model=manifest["teacher_model"],
+            repo_id=cfg.release.hub_repo,
+            configs=[cfg.release.config_name],
+            predictor_ids=predictor_ids,
+            methods=manifest["methods"],
+            parent_release_id=parent,
+            metrics=metrics,
+            manifest=manifest,
+            license=cfg.release.license,
+        ),
+    )
+    with open_warehouse(cfg.warehouse) as wh:
+        wh.con.execute("BEGIN TRANSACTION")
+        wh.con.execute(
+            "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+            [
+                release_id,
+                name,
+                parent,
+                datetime.now(UTC).replace(tzinfo=None),
+                export.n_rows,
+                export.content_hash,
+                json.dumps(manifest, sort_keys=True, default=str),
+            ],
+        )
+        wh.con.register(
+            "_items", frame.select("trace_id").with_columns(release_id=pl.lit(release_id)).to_arrow()
+        )
+        wh.con.execute("INSERT INTO release_items SELECT release_id, trace_id FROM _items")
+        wh.con.unregister("_items")
+        wh.con.execute("COMMIT")
+    return ReleaseOutcome(release_id, name, folder, export.n_rows, export.content_hash, parent, gate)
+
+
+def next_release_name(wh: Warehouse, prefix: str) -> str:
+    """`{prefix}-{YYYYMMDD}-{n}`: the n-th release of the day."""
+    day = f"{prefix}-{datetime.now(UTC):%Y%m%d}"
+    n = wh.scalar("SELECT count(*) FROM releases WHERE name LIKE ? || '-%'", [day])
+    return f"{day}-{n + 1}"
+
+
+def diff_releases(wh: Warehouse, a: str, b: str) -> dict[str, Any]:
+    """What changed from release `a` to release `b`: traces added and removed, per method."""
+    ids = {}
+    for name in (a, b):
+        release_id = wh.scalar("SELECT release_id FROM releases WHERE name = ?", [name])
+        if release_id is None:
+            raise ValueError(f"no release named {name!r}")
+        ids[name] = release_id
+    rows = wh.frame(
+        """
+        WITH items AS (
+            SELECT trace_id, bool_or(release_id = ?) AS in_a, bool_or(release_id = ?) AS in_b
+            FROM release_items GROUP BY trace_id
+        )
+        SELECT t.method,
+               count(*) FILTER (WHERE in_b AND NOT in_a) AS added,
+               count(*) FILTER (WHERE in_a AND NOT in_b) AS removed,
+               count(*) FILTER (WHERE in_a AND in_b) AS kept
+        FROM items JOIN traces t USING (trace_id) WHERE in_a OR in_b
+        GROUP BY t.method ORDER BY t.method
+        """,
+        [ids[a], ids[b]],
+    ).to_dicts()
+    hashes = dict(
+        wh.con.execute("SELECT name, content_hash FROM releases WHERE name IN (?, ?)", [a, b]).fetchall()
+    )
+    return {"from": a, "to": b, "same_content": hashes[a] == hashes[b], "by_method": rows}
+
+
+def publish_release(
+    db: Path | None,
+    name: str,
+    repo_id: str,
+    *,
+    dry_run: bool = False,
+    private: bool = True,
+    client: Any = None,
+) -> PublishResult:
+    """Upload a release's folder to a Hub dataset repo and record the commit on the release. The token
+    is read from HF_TOKEN by the publisher and never passes through here."""
+    with open_warehouse(db) as wh:
+        manifest = wh.scalar("SELECT manifest_json FROM releases WHERE name = ?", [name])
+    if manifest is None:
+        raise ValueError(f"no release named {name!r}")
+    folder = Path(json.loads(manifest)["folder"])
+    result = publish(
+        folder, repo_id, dry_run=dry_run, private=private, client=client, commit_message=f"Release {name}"
+    )
+    if not dry_run:
+        with open_warehouse(db) as wh:
+            wh.con.execute(
+                "UPDATE releases SET hub_repo = ?, hub_revision = ? WHERE name = ?",
+                [repo_id, result.revision, name],
+            )
+    return result
