@@ -39,6 +39,13 @@ demo: venv vllm-venv
 	$(VENV)/bin/tessy microworld export .tessy/data/microworld.jsonl --n-contest 240 --n-other 80
 	$(VENV)/bin/python -m flows.nightly configs/demo.yaml
 
+# Benchmarks print side-by-side ratios; they are not tests (machines are shared and noisy).
+bench: venv vllm-venv
+	$(VENV)/bin/python bench/ingest.py --json
+	$(VENV)/bin/python bench/engine.py --json
+	$(VENV)/bin/python bench/predictor.py --json
+	$(VENV)/bin/python bench/synthesis.py --json
+
 lint: venv
 	$(VENV)/bin/ruff check tessy warehouse tasks flows tests bench
 	$(VENV)/bin/ruff format --check tessy warehouse tasks flows tests bench
