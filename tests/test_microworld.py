@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from typer.testing import CliRunner
 
 from tessy.filtering.prompt import judge_prompt
-from tessy.microworld.build import STAMP, build, read_stamp
+from tessy.microworld.build import STAMP, _semantics, build, read_stamp
 from tessy.microworld.cli import app
 from tessy.microworld.evaluate import detect_format, evaluate
 from tessy.microworld.families import FAMILIES
@@ -250,6 +250,13 @@ def test_build_is_cached(tiny):
     assert build(out, preset="tiny") == dirs
     assert time.perf_counter() - start < 2
     assert weights.stat().st_mtime_ns == before
+
+
+def test_code_version_ignores_docstrings_and_comments():
+    plain = "def f(x):\n    return x + 1\n"
+    documented = 'def f(x):\n    """Add one."""\n    # why\n    return x + 1\n'
+    assert _semantics(plain) == _semantics(documented)
+    assert _semantics(plain) != _semantics(plain.replace("1", "2"))
 
 
 def test_build_is_deterministic(tiny, tmp_path):

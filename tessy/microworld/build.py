@@ -1,21 +1,26 @@
 """Build the microworld teacher/student model pair on the CPU.
 
-Preset "default" (seed 0):
-- student: Qwen3ForCausalLM, Qwen3 chat format, byte-level BPE (digits split one by one),
-  hidden 128, 3 layers, 2 heads x 64 (1 KV head), ~0.9M parameters, 3,000 training conversations.
-- teacher: LlamaForCausalLM, GPT-OSS harmony format, byte-level BPE (digits grouped by three),
-  hidden 256, 4 layers, 4 heads x 64 (2 KV heads), ~3.4M parameters, 3,000 training conversations
-  plus 600 contest-judge turns.
-Measured build time: see the report in `microworld.json` of each model folder (`train.seconds`).
-Preset "tiny" builds a real, loadable but untrained-quality pair in seconds for unit tests.
+Preset "default" (seed 0), trained with batch 4 and AdamW (lr 2e-3, warmup, cosine):
+- student: Qwen3ForCausalLM, 1.00M parameters (hidden 128, 3 layers, 2 heads x 64, 1 KV head),
+  Qwen3 chat format, byte-level BPE of 2,050 tokens (digits split one by one); 2,000 conversations,
+  500 steps, 0.77M tokens, final completion loss 0.19.
+- teacher: LlamaForCausalLM, 3.93M parameters (hidden 256, 4 layers, 4 heads x 64, 2 KV heads),
+  GPT-OSS harmony format, byte-level BPE of 3,072 tokens (digits grouped by three); 2,000
+  conversations plus 400 contest-judge turns, 600 steps, 0.85M tokens, final completion loss 0.10.
+Measured on the 2-core machine while other jobs kept the load average at 4-8: student 417 s,
+teacher 511 s, 15.5 min wall in all (17.6 min CPU); an idle machine trains several times faster.
+Held-out eval (`tessy microworld eval`, n=200, temperature 0.6): teacher pass@1 0.925, student
+0.305, style purity 1.0 for both; teacher contest-judge agreement 1.0 on 100 held-out questions.
+Preset "tiny" builds a real, loadable, barely trained pair in seconds for unit tests.
 
 Each model folder holds safetensors weights, config, generation_config, tokenizer files with a chat
-template, and `microworld.json`, a stamp with the hash of (preset, seed, generator code). A build
-whose stamps match does nothing.
+template, and `microworld.json`, a stamp with the hash of (preset, seed, generator code) and the
+training statistics. A build whose stamps match does nothing.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import logging
@@ -61,11 +66,22 @@ _CODE = [
 ] + [Path(__file__).parents[1] / "filtering" / "prompt.py"]  # fmt: skip
 
 
+def _semantics(source: str) -> str:
+    """The syntax tree without docstrings: comments, docstrings and layout do not change a build."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:]
+    return ast.dump(tree)
+
+
 def code_version() -> str:
     """Hash of the generator and trainer sources."""
     digest = hashlib.sha256()
     for path in _CODE:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        digest.update(f"{path.name}\0{_semantics(path.read_text())}\0".encode())
     return digest.hexdigest()[:16]
 
 
