@@ -40,6 +40,28 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Commit the block's statements together, or roll all of them back."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, table: Any) -> Iterator[None]:
+    """An Arrow table visible to SQL as `name` for the block (DuckDB's zero-copy Arrow path)."""
+    con.register(name, table)
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
 def migrate(con: duckdb.DuckDBPyConnection, target: int | None = None) -> list[int]:
     """Apply the migrations not yet recorded in `schema_migrations`, up to `target`; return them."""
     con.execute(
@@ -51,14 +73,9 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int | None = None) -> list[i
     for version, name, sql in migrations():
         if version in done or (target is not None and version > target):
             continue
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(sql)
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, _now()])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
         applied.append(version)
     return applied
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import pyarrow as pa
 
 from tessy.sources import Quarantined, SourceBatch, read_source
-from warehouse.db import Warehouse
+from warehouse.db import Warehouse, registered, transaction
 
 
 @dataclass
@@ -31,9 +31,7 @@ class IngestStats:
 def load_batch(wh: Warehouse, batch: SourceBatch, run_id: str) -> IngestStats:
     """Insert one batch in a single transaction; a question already stored only gains a source row."""
     con = wh.con
-    con.register("_batch", batch.questions)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with registered(con, "_batch", batch.questions), transaction(con):
         # The primary key skips questions already stored (or repeated within the batch): the index
         # probe is far cheaper than an anti-join against the whole table.
         inserted = con.execute(
@@ -52,12 +50,6 @@ def load_batch(wh: Warehouse, batch: SourceBatch, run_id: str) -> IngestStats:
             [run_id],
         )
         add_quarantine(wh, batch.quarantined, run_id)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("_batch")
     return IngestStats(
         read=batch.n_read,
         ingested=inserted,
@@ -79,11 +71,8 @@ def add_quarantine(wh: Warehouse, rows: Iterable[Quarantined], run_id: str) -> N
             "raw": [r.raw for r in rows],
         }
     )
-    wh.con.register("_quarantine", table)
-    try:
+    with registered(wh.con, "_quarantine", table):
         wh.con.execute("INSERT INTO quarantine SELECT run_id, source, locator, reason, raw FROM _quarantine")
-    finally:
-        wh.con.unregister("_quarantine")
 
 
 def ingest_path(

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from tessy.filtering.heuristic import Decision
 from tessy.filtering.judges import Judge
-from warehouse.db import Warehouse, open_warehouse
+from warehouse.db import Warehouse, open_warehouse, registered
 
 
 def pending_questions(
@@ -43,11 +43,8 @@ def save_labels(
             "run_id": [run_id] * len(decisions),
         }
     )
-    wh.con.register("_labels", table)
-    try:
+    with registered(wh.con, "_labels", table):
         wh.con.execute("INSERT OR REPLACE INTO question_labels SELECT * FROM _labels")
-    finally:
-        wh.con.unregister("_labels")
 
 
 def label_summary(wh: Warehouse, filter_version: str) -> dict[str, int]:

@@ -13,7 +13,7 @@ from tessy.quality.plots import write_plots
 from tessy.quality.qa import run_qa
 from tessy.quality.report import markdown_report, summary_table
 from tessy.runtime import load_model, served_name
-from warehouse.db import Warehouse, open_warehouse
+from warehouse.db import Warehouse, open_warehouse, registered
 
 MIN_TRACES_FOR_PLOTS = 3  # the PCA plot needs at least three responses
 
@@ -36,11 +36,8 @@ def save_metrics(wh: Warehouse, metrics: pl.DataFrame, run_id: str) -> int:
     rows = metrics.select("subject_id", "metric", pl.col("value").cast(pl.Float64)).with_columns(
         run_id=pl.lit(run_id)
     )
-    wh.con.register("_metrics", rows.to_arrow())
-    try:
+    with registered(wh.con, "_metrics", rows.to_arrow()):
         wh.con.execute("INSERT INTO qa_metrics SELECT subject_id, metric, value, run_id FROM _metrics")
-    finally:
-        wh.con.unregister("_metrics")
     return rows.height
 
 

@@ -18,7 +18,7 @@ from tessy.release.card import CardInfo, write_card
 from tessy.release.export import export_release
 from tessy.release.publish import PublishResult, publish
 from tessy.runtime import served_name
-from warehouse.db import Warehouse, code_version, open_warehouse
+from warehouse.db import Warehouse, code_version, open_warehouse, registered, transaction
 from warehouse.qa import latest_summary, trace_frame
 
 # What a release row holds; run ids and retry counts are bookkeeping, not data, so they stay out of
@@ -125,25 +125,21 @@ def create_release(cfg: PipelineConfig, name: str, run_id: str) -> ReleaseOutcom
         ),
     )
     with open_warehouse(cfg.warehouse) as wh:
-        wh.con.execute("BEGIN TRANSACTION")
-        wh.con.execute(
-            "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-            [
-                release_id,
-                name,
-                parent,
-                datetime.now(UTC).replace(tzinfo=None),
-                export.n_rows,
-                export.content_hash,
-                json.dumps(manifest, sort_keys=True, default=str),
-            ],
-        )
-        wh.con.register(
-            "_items", frame.select("trace_id").with_columns(release_id=pl.lit(release_id)).to_arrow()
-        )
-        wh.con.execute("INSERT INTO release_items SELECT release_id, trace_id FROM _items")
-        wh.con.unregister("_items")
-        wh.con.execute("COMMIT")
+        items = frame.select("trace_id").with_columns(release_id=pl.lit(release_id)).to_arrow()
+        with registered(wh.con, "_items", items), transaction(wh.con):
+            wh.con.execute(
+                "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                [
+                    release_id,
+                    name,
+                    parent,
+                    datetime.now(UTC).replace(tzinfo=None),
+                    export.n_rows,
+                    export.content_hash,
+                    json.dumps(manifest, sort_keys=True, default=str),
+                ],
+            )
+            wh.con.execute("INSERT INTO release_items SELECT release_id, trace_id FROM _items")
     return ReleaseOutcome(release_id, name, folder, export.n_rows, export.content_hash, parent, gate)
 
 

@@ -10,7 +10,7 @@ from tessy.config import PipelineConfig
 from tessy.runtime import PredictorRef, filter_identity, trace_id
 from tessy.synthesis.scheduler import Job
 from tessy.synthesis.shards import read_shards
-from warehouse.db import Warehouse
+from warehouse.db import Warehouse, registered, transaction
 
 
 def questions_to_synthesize(
@@ -58,9 +58,7 @@ def load_shards(wh: Warehouse, directory: Path, run_id: str) -> dict[str, int]:
     if table.num_rows == 0:
         return {"traces": 0, "spans": 0}
     con = wh.con
-    con.register("_shard", table)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with registered(con, "_shard", table), transaction(con):
         new = con.execute(
             """
             INSERT OR IGNORE INTO traces
@@ -78,10 +76,4 @@ def load_shards(wh: Warehouse, directory: Path, run_id: str) -> dict[str, int]:
             FROM (SELECT trace_id, unnest(spans) AS s, generate_subscripts(spans, 1) AS idx FROM _shard)
             """
         ).fetchall()[0][0]
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("_shard")
     return {"traces": new, "spans": spans}
