@@ -17,19 +17,17 @@ import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from random import Random
 
 import typer
 
 from tessy.boundary.base import make_base
 from tessy.boundary.predictor import BoundaryPredictor, Request
+from tessy.boundary.stage import gold_windows
 from tessy.boundary.train import TrainConfig, train
-from tessy.boundary.windows import cut_windows
 from tessy.engines.openai import OpenAIEngine
 from tessy.engines.servers import ServerGroup, ServerSpec
 from tessy.microworld.build import build
 from tessy.microworld.problems import generate_problems
-from tessy.microworld.traces import make_trace
 from tessy.synthesis.batching import BatchedBoundary
 from tessy.synthesis.machine import Settings, Synthesizer, Writer, word_cut
 from tessy.synthesis.scheduler import Job, run_jobs
@@ -45,13 +43,7 @@ def predictors(models: dict[str, Path]) -> dict[str, Path]:
     for role in ("student", "teacher"):
         target = WORK / "predictors" / role
         if not (target / "config.json").exists():
-            rng = Random(0)
-            traces = [make_trace(p, role, rng) for p in generate_problems(300, seed=5, split="train")]
-            windows = [
-                w
-                for t in traces
-                for w in cut_windows(t.thinking, words=60, per_response=3, spans=t.style_spans)
-            ]
+            windows = gold_windows(role, 300, words=60, per_response=3, seed=5, split="train")
             base = make_base(models["student"], WORK / "predictors" / f"base-{role}")
             train(
                 base,

@@ -50,14 +50,16 @@ def predictor_id(cfg: PipelineConfig, role: str) -> str:
     )
 
 
-def gold_windows(role: str, n_problems: int, words: int, per_response: int, seed: int) -> list[Window]:
+def gold_windows(
+    role: str, n_problems: int, words: int, per_response: int, seed: int, split: str = "eval"
+) -> list[Window]:
     """Microworld traces in the role's style, windows labelled with the generator's style spans."""
     from tessy.microworld.problems import generate_problems
     from tessy.microworld.traces import make_trace
 
     rng = Random(seed)
     windows = []
-    for problem in generate_problems(n_problems, seed=seed, split="eval"):
+    for problem in generate_problems(n_problems, seed=seed, split=split):
         trace = make_trace(problem, role, rng)
         windows += cut_windows(
             trace.thinking, words=words, per_response=per_response, seed=seed, spans=trace.style_spans
