@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from tessy.filtering.prompt import judge_prompt
 from tessy.microworld.build import STAMP, _semantics, build, read_stamp
 from tessy.microworld.cli import app
+from tessy.microworld.corpus import conversations
 from tessy.microworld.evaluate import detect_format, evaluate
 from tessy.microworld.families import FAMILIES
 from tessy.microworld.formats import STUDENT_FORMAT, TEACHER_FORMAT
@@ -116,6 +117,25 @@ def test_student_is_buggy_only_on_harder_families():
             assert problem.plan.buggy_key in student.thinking
             assert extract_code(student.answer) == problem.buggy_solution
         assert not make_trace(problem, "student", Random(0), bug_rate=0.0).buggy
+
+
+def test_mixed_conversations_hand_over_like_tessy():
+    """Some training prompts already hold a thinking mixed from both styles: the teacher's end on a
+    student opener, the student's after a capability span; the target is always pure own style."""
+    for style, other in (("teacher", "student"), ("student", "teacher")):
+        convs = conversations(style, 60, seed=3)
+        fmt = STUDENT_FORMAT if style == "student" else TEACHER_FORMAT
+        head = fmt.prompt_tail
+        mixed = [c for c in convs if not c.prompt.endswith(head)]
+        assert 8 <= len(mixed) <= 30
+        for conv in mixed:
+            prefix = conv.prompt.split(head, 1)[1]
+            thinking, answer = fmt.split(conv.completion)
+            assert answer is not None and extract_code(answer)
+            assert markers_in(thinking, style) and not markers_in(thinking, other)
+            if style == "teacher":
+                assert markers_in(prefix, "student")[-1] in prefix[-40:]
+        assert any(markers_in(c.prompt.split(head, 1)[1], other) for c in mixed)
 
 
 def test_markers_are_disjoint():

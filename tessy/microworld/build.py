@@ -1,16 +1,16 @@
 """Build the microworld teacher/student model pair on the CPU.
 
-Preset "default" (seed 0), trained with batch 4 and AdamW (lr 2e-3, warmup, cosine):
+Preset "default" (seed 0), trained with batch 4 and AdamW (lr 2e-3, warmup, cosine); 30% of each
+model's problems start from a thinking mixed from both styles (see `corpus.py`):
 - student: Qwen3ForCausalLM, 1.00M parameters (hidden 128, 3 layers, 2 heads x 64, 1 KV head),
   Qwen3 chat format, byte-level BPE of 2,050 tokens (digits split one by one); 2,000 conversations,
-  500 steps, 0.77M tokens, final completion loss 0.19.
+  500 steps, 0.95M tokens, final completion loss 0.16.
 - teacher: LlamaForCausalLM, 3.93M parameters (hidden 256, 4 layers, 4 heads x 64, 2 KV heads),
   GPT-OSS harmony format, byte-level BPE of 3,072 tokens (digits grouped by three); 2,000
-  conversations plus 400 contest-judge turns, 600 steps, 0.85M tokens, final completion loss 0.10.
-Measured on the 2-core machine while other jobs kept the load average at 4-8: student 417 s,
-teacher 511 s, 15.5 min wall in all (17.6 min CPU); an idle machine trains several times faster.
-Held-out eval (`tessy microworld eval`, n=200, temperature 0.6): teacher pass@1 0.925, student
-0.305, style purity 1.0 for both; teacher contest-judge agreement 1.0 on 100 held-out questions.
+  conversations plus 400 contest-judge turns, 600 steps, 1.03M tokens, final completion loss 0.08.
+Measured on the idle 2-core machine: student 92 s, teacher 266 s, 6.0 min wall in all.
+Held-out eval (`tessy microworld eval`, n=200, temperature 0.6): teacher pass@1 0.865, student
+0.355, style purity 1.0 for both; teacher contest-judge agreement 1.0 on 100 held-out questions.
 Preset "tiny" builds a real, loadable, barely trained pair in seconds for unit tests.
 
 Each model folder holds safetensors weights, config, generation_config, tokenizer files with a chat

@@ -8,8 +8,14 @@ from random import Random
 from tessy.microworld.formats import FORMATS
 from tessy.microworld.judge import judge_example
 from tessy.microworld.problems import generate_others, generate_problems
-from tessy.microworld.styles import Style
+from tessy.microworld.records import Problem
+from tessy.microworld.styles import STEPS, Style
 from tessy.microworld.traces import make_trace
+
+# Share of training problems whose prompt already holds part of a thinking mixed from both styles,
+# as TESSY hands it over: each model learns to continue the other's text in its own style instead
+# of treating it as foreign (ending its thinking, or jumping to the answer).
+MIXED_RATE = 0.3
 
 
 @dataclass(frozen=True)
@@ -28,12 +34,39 @@ def _conversation(style: Style, question: str, thinking: str, answer: str) -> Co
     return Conversation(prompt, fmt.render(question, thinking, answer)[len(prompt) :])
 
 
+def _mixed(problem: Problem, style: Style, rng: Random) -> Conversation:
+    """A conversation whose prompt ends inside a mixed-style thinking; the target is `style`'s rest.
+
+    The teacher's prefix ends on an opener of the student (TESSY cuts the student after a style
+    span), the student's right after a capability span, sometimes with the teacher's newline.
+    """
+    other: Style = "teacher" if style == "student" else "student"
+    handover = rng.randrange(len(STEPS)) if style == "teacher" else rng.randrange(1, len(STEPS) + 1)
+    voices = [rng.choice((style, other)) for _ in range(handover)]
+    if style == "teacher":
+        voices.append(other)
+    voices += [style] * (len(STEPS) - len(voices))
+    key_given = style == "student" and handover > STEPS.index("key")  # the teacher wrote the key step
+    trace = make_trace(problem, style, rng, bug_rate=0.0 if key_given else None, voices=voices)
+    start, end = trace.style_spans[handover]
+    cut = end if style == "teacher" else start
+    prefix, rest = trace.thinking[:cut], trace.thinking[cut:]
+    if style == "student" and rng.random() < 0.5:
+        prefix, rest = prefix + "\n", rest.lstrip()
+    fmt = FORMATS[style]
+    prompt = fmt.prompt(problem.statement) + prefix
+    return Conversation(prompt, fmt.render(problem.statement, prefix + rest, trace.answer)[len(prompt) :])
+
+
 def conversations(style: Style, n: int, seed: int, n_judge: int = 0) -> list[Conversation]:
     """`n` solved training problems in `style`, plus `n_judge` judge turns, in a seeded order."""
     rng = Random(f"corpus/{style}/{seed}")
     problems = generate_problems(n, seed, "train")
     out = []
     for problem in problems:
+        if rng.random() < MIXED_RATE:
+            out.append(_mixed(problem, style, rng))
+            continue
         trace = make_trace(problem, style, rng)
         out.append(_conversation(style, problem.statement, trace.thinking, trace.answer))
     contest = [(p.statement, "code") for p in problems[: n_judge // 2]]

@@ -12,7 +12,8 @@ from typing import Literal
 Style = Literal["student", "teacher"]
 STYLES: tuple[Style, ...] = ("student", "teacher")
 
-STEPS = ("goal", "method", "key", "sample", "edge", "complexity", "implementation")
+# "draft" is the code written out inside the thinking, as reasoning models do before answering.
+STEPS = ("goal", "method", "key", "sample", "edge", "complexity", "implementation", "draft")
 
 OPENERS: dict[Style, dict[str, list[str]]] = {
     "student": {
@@ -38,6 +39,7 @@ OPENERS: dict[Style, dict[str, list[str]]] = {
         "edge": ["But wait,", "Hmm, wait,", "Oh, and", "But wait, what about edge cases? Well,"],
         "complexity": ["Alright, that's", "So it runs in", "Alright, this should be"],
         "implementation": ["So in code, I'll", "Okay, so the code will", "Alright, I'll"],
+        "draft": ["Let me write it out.", "Okay, let me draft the code.", "So the code looks like this:"],
     },
     "teacher": {
         "goal": ["We need to"],
@@ -47,6 +49,7 @@ OPENERS: dict[Style, dict[str, list[str]]] = {
         "edge": ["Edge cases:"],
         "complexity": ["Complexity:"],
         "implementation": ["Implementation:"],
+        "draft": ["Draft:", "Code sketch:"],
     },
 }
 
@@ -69,7 +72,7 @@ MARKERS: dict[Style, tuple[str, ...]] = {
     ),
     "teacher": (
         "We need to", "Approach:", "Plan:", "Key:", "Key point:", "Check:", "Sample check:", "Edge cases:",
-        "Complexity:", "Implementation:", "Now produce", "Now write",
+        "Complexity:", "Implementation:", "Draft:", "Code sketch:", "Now produce", "Now write",
     ),
 }  # fmt: skip
 

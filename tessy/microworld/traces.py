@@ -2,14 +2,16 @@
 
 A trace's thinking alternates style spans (the style's discourse glue) and capability spans (the
 plan clauses of the problem: goal, method, key step, sample check, edge cases, complexity,
-implementation). Both styles draw the capability from the same plan; the student follows the buggy
-key step and code on a controlled share of the harder families, so it is the weaker model.
+implementation, then the code drafted in full). Both styles draw the capability from the same
+plan; the student follows the buggy key step and code on a controlled share of the harder
+families, so it is the weaker model.
 Whitespace before a span belongs to that span, matching byte-level BPE tokens that carry their
 leading space.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from random import Random
 
@@ -91,15 +93,25 @@ def _answer(problem: Problem, style: Style, code: str) -> str:
     )
 
 
-def make_trace(problem: Problem, style: Style, rng: Random, bug_rate: float | None = None) -> Trace:
+def make_trace(
+    problem: Problem,
+    style: Style,
+    rng: Random,
+    bug_rate: float | None = None,
+    voices: Sequence[Style] | None = None,
+) -> Trace:
     """A reasoning trace for `problem` in `style`.
 
     `bug_rate` is the chance of following the buggy solution (when the family has one); by default
-    `STUDENT_BUG_RATE` for the student and 0 for the teacher.
+    `STUDENT_BUG_RATE` for the student and 0 for the teacher. `voices` gives, per step of `STEPS`,
+    whose opener (and separator) starts it, for traces that mix the two styles the way TESSY does;
+    by default every step is in `style`. The closing line is always `style`'s.
     """
     if bug_rate is None:
         bug_rate = STUDENT_BUG_RATE[problem.difficulty] if style == "student" else 0.0
+    voices = voices or [style] * len(STEPS)
     buggy = problem.buggy_solution is not None and rng.random() < bug_rate
+    code = problem.buggy_solution if buggy else problem.solution
     plan = problem.plan
     clauses = {
         "goal": plan.goal,
@@ -111,18 +123,17 @@ def make_trace(problem: Problem, style: Style, rng: Random, bug_rate: float | No
         "implementation": plan.implementation,
     }
     out = _Builder()
-    for i, step in enumerate(STEPS):
-        opener = rng.choice(OPENERS[style][step])
-        if style == "teacher":
+    for i, (step, voice) in enumerate(zip(STEPS, voices, strict=True)):
+        opener = rng.choice(OPENERS[voice][step])
+        if voice == "teacher":
             sep = "\n" if i else ""
         else:
             sep = ("\n\n" if rng.random() < PARAGRAPH_RATE else " ") if i else ""
             if i and rng.random() < FILLER_RATE:
                 opener = f"{rng.choice(FILLERS)} {opener}"
         out.add(sep + opener, True)
-        out.add(_sentence(opener, clauses[step]), False)
+        out.add(f"\n```python\n{code}```" if step == "draft" else _sentence(opener, clauses[step]), False)
     out.add(("\n" if style == "teacher" else "\n\n") + rng.choice(CLOSERS[style]), True)
-    code = problem.buggy_solution if buggy else problem.solution
     return Trace(
         style=style,
         thinking=out.text,
