@@ -26,7 +26,7 @@ from tessy.boundary.stage import gold_windows
 from tessy.boundary.train import TrainConfig, train
 from tessy.engines.openai import OpenAIEngine
 from tessy.engines.servers import ServerGroup, ServerSpec
-from tessy.microworld.build import build
+from tessy.microworld.build import build, read_stamp
 from tessy.microworld.problems import generate_problems
 from tessy.synthesis.batching import BatchedBoundary
 from tessy.synthesis.machine import Settings, Synthesizer, Writer, word_cut
@@ -38,13 +38,14 @@ WORK = Path(".tessy/bench/synthesis")
 
 
 def predictors(models: dict[str, Path]) -> dict[str, Path]:
-    """One predictor per role, trained on the generator's own style spans (cached between runs)."""
+    """One predictor per role, trained on the generator's own style spans (cached per model build)."""
     out = {}
+    root = WORK / "predictors" / read_stamp(models["student"])["key"]
     for role in ("student", "teacher"):
-        target = WORK / "predictors" / role
+        target = root / role
         if not (target / "config.json").exists():
             windows = gold_windows(role, 300, words=60, per_response=3, seed=5, split="train")
-            base = make_base(models["student"], WORK / "predictors" / f"base-{role}")
+            base = make_base(models["student"], root / f"base-{role}")
             train(
                 base,
                 windows,
@@ -149,8 +150,10 @@ def run_lockstep(synth: Synthesizer, questions: list[str]) -> tuple[float, int]:
 def main(questions: int = 32, as_json: bool = typer.Option(False, "--json")) -> None:
     models = build()
     predictor_dirs = predictors(models)
+    # One core per model (they sit on separate GPUs in production); vLLM alone binds both to core 0.
     specs = [
-        ServerSpec(models[r], name=r, max_model_len=2048, kv_cache_gib=2) for r in ("student", "teacher")
+        ServerSpec(models[r], name=r, max_model_len=2048, kv_cache_gib=2, cpus_per_replica=1, first_cpu=i)
+        for i, r in enumerate(("student", "teacher"))
     ]
     texts = [p.statement for p in generate_problems(questions, seed=9, split="eval")]
     with ServerGroup(specs, log_dir=WORK / "logs") as group:

@@ -43,6 +43,11 @@ class ModelConfig(_Strict):
     max_model_len: int = Field(default=4096, gt=0)
     kv_cache_gib: int = Field(default=2, ge=1, description="VLLM_CPU_KVCACHE_SPACE for CPU servers")
     gpus_per_replica: int = Field(default=0, ge=0)
+    first_gpu: int = Field(default=0, ge=0, description="replica i: GPUs from first_gpu + i*gpus_per_replica")
+    cpus_per_replica: int = Field(default=0, ge=0, description="CPU servers: cores per replica (0: vLLM's)")
+    first_cpu: int = Field(
+        default=0, ge=0, description="replica i: cores from first_cpu + i*cpus_per_replica"
+    )
     extra_args: list[str] = Field(default_factory=list, description="more vLLM server arguments")
 
 

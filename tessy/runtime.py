@@ -32,6 +32,9 @@ def server_spec(model: ModelConfig):
         kv_cache_gib=model.kv_cache_gib,
         replicas=model.replicas,
         gpus_per_replica=model.gpus_per_replica,
+        cpus_per_replica=model.cpus_per_replica,
+        first_gpu=model.first_gpu,
+        first_cpu=model.first_cpu,
         extra_args=tuple(model.extra_args),
     )
 

@@ -336,6 +336,7 @@ def test_server_group_starts_replicas_and_stops_their_process_groups(tmp_path: P
         kv_cache_gib=2,
         replicas=2,
         cpus_per_replica=1,
+        first_cpu=2,
         env={"EXTRA": "x"},
     )
     with ServerGroup([spec], log_dir=tmp_path / "logs", python=fake, startup_timeout=60) as group:
@@ -345,7 +346,7 @@ def test_server_group_starts_replicas_and_stops_their_process_groups(tmp_path: P
         logs = [s.log_path.read_text() for s in group.servers]
         children = [int(log.split()[3]) for log in logs]
         assert all(_alive(pid) for pid in children)
-    assert "bind 0-0 kv 2 extra x" in logs[0] and "bind 1-1 kv 2 extra x" in logs[1]
+    assert "bind 2-2 kv 2 extra x" in logs[0] and "bind 3-3 kv 2 extra x" in logs[1]
     assert "--served-model-name m --max-model-len 128" in logs[0] and "--enable-prefix-caching" in logs[0]
     assert not any(s.alive() for s in group.servers)
     assert not any(_alive(pid) for pid in children)

@@ -36,11 +36,14 @@ class ServerSpec:
     max_model_len: int = 4096
     kv_cache_gib: int = 1  # VLLM_CPU_KVCACHE_SPACE (whole GiB); ignored by GPU builds
     replicas: int = 1
-    # Replica i gets CUDA devices [i*g, (i+1)*g) with g = gpus_per_replica; on CPU builds it binds its
-    # OpenMP threads to CPUs [i*c, (i+1)*c) with c = cpus_per_replica. 0 leaves the choice to vLLM
-    # (on CPU: every replica binds the same cores).
+    # Replica i gets CUDA devices first_gpu + [i*g, (i+1)*g) with g = gpus_per_replica; on CPU builds
+    # it binds its OpenMP threads to CPUs first_cpu + [i*c, (i+1)*c) with c = cpus_per_replica. The
+    # offsets keep two models on one node apart. 0 per replica leaves the choice to vLLM (on CPU
+    # every server then binds the same first core).
     gpus_per_replica: int = 0
     cpus_per_replica: int = 0
+    first_gpu: int = 0
+    first_cpu: int = 0
     extra_args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the server process
 
@@ -169,10 +172,10 @@ def launch(
     log_path = log_dir / f"{spec.served_name}-{replica}-{port}.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(int(spec.kv_cache_gib)), **spec.env}
     if spec.gpus_per_replica:
-        first = replica * spec.gpus_per_replica
+        first = spec.first_gpu + replica * spec.gpus_per_replica
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(first + i) for i in range(spec.gpus_per_replica))
     if spec.cpus_per_replica:
-        first = replica * spec.cpus_per_replica
+        first = spec.first_cpu + replica * spec.cpus_per_replica
         env["VLLM_CPU_OMP_THREADS_BIND"] = f"{first}-{first + spec.cpus_per_replica - 1}"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
