@@ -23,6 +23,7 @@ class ScriptedEngine:
 
     def __init__(self, name: str, script: list[str]):
         self.name, self.script, self.prompts, self.params = name, list(script), [], []
+        self.finishes: list[str] = []
 
     async def complete(self, prompt: str, params: Sampling, *, until=None) -> Completion:
         self.prompts.append(prompt)
@@ -32,8 +33,11 @@ class ScriptedEngine:
             for match in re.finditer(r"\S+\s*", reply):
                 cut = await ask_until(until, reply[: match.end()])
                 if cut is not None:
+                    self.finishes.append("cut")
                     return Completion(reply[:cut], count_words(reply[: match.end()]), "cut", self.name)
+                await asyncio.sleep(0)  # the next word arrives later, as over a network
         finish = "stop" if reply.endswith("<eos>") else "length"
+        self.finishes.append(finish)
         return Completion(reply.removesuffix("<eos>"), count_words(reply), finish, self.name)
 
 
@@ -113,7 +117,8 @@ def test_stream_mode_stops_the_request_at_the_cut():
         ("student", "So print."),
         ("student", "done"),
     ]
-    assert teacher.script == ["never used"]  # the teacher's stream was cut, not run to its end
+    # Both streams were cut where the predictor asked, not run to their ends.
+    assert student.finishes[0] == "cut" and teacher.finishes == ["cut"] and teacher.script == ["never used"]
 
 
 def test_word_cut_never_splits_a_word():

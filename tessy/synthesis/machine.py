@@ -8,6 +8,7 @@ in one call. Every output is rendered in the student's format.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -210,7 +211,10 @@ class Synthesizer:
         else:
             until = _StreamCut(writer, key, thinking, s)
             params = replace(s.sampling, max_tokens=s.span_cap, seed=seed)
-            completion = await writer.engine.complete(prompt, params, until=until)
+            try:
+                completion = await writer.engine.complete(prompt, params, until=until)
+            finally:
+                await until.settle()
             if completion.finish_reason == "cut":  # the cut is already at a word boundary
                 return completion, len(completion.text), until.switched
         new = completion.text
@@ -275,31 +279,44 @@ def _end_of_thinking(family: Family) -> Callable[[str], int | None]:
 
 
 class _StreamCut:
-    """`until` for stream mode: every few new words ask the predictor; once it asks to switch, stop
-    at the end of the word the cut falls in (or at an end-of-thinking marker, whichever is first)."""
+    """`until` for stream mode. Every few new words it asks the predictor about the text so far, in
+    the background: the stream keeps flowing while the predictor runs, and each sample has at most
+    one question out, so the predictor sees every sample's latest text in one batch instead of one
+    question per streamed event. Once an answer asks to switch, stop at the end of the word the cut
+    falls in (or at an end-of-thinking marker, whichever is first)."""
 
     def __init__(self, writer: Writer, key: str, thinking: str, settings: Settings):
         self.writer, self.key, self.thinking, self.settings = writer, key, thinking, settings
         self.checked_words = 0
+        self.check: asyncio.Task[Cut] | None = None
         self.pending: int | None = None
         self.switched = False
 
-    async def __call__(self, text: str) -> int | None:
+    def __call__(self, text: str) -> int | None:
         hit = self.writer.family.find_end(text)
         if hit:
             return hit[1]
+        if self.pending is None and self.check is not None and self.check.done():
+            cut, self.check = self.check.result(), None
+            if cut.switch:
+                self.pending = cut.keep  # an offset into an earlier text, which `text` extends
         if self.pending is None:
             words = len(text.split())
-            if words - self.checked_words < self.settings.check_every:
-                return None
-            self.checked_words = words
-            cut = await self.writer.boundary.cut(self.key, self.thinking, text, self.writer.name)
-            if not cut.switch:
-                return None
-            self.pending = cut.keep
+            if self.check is None and words - self.checked_words >= self.settings.check_every:
+                self.checked_words = words
+                self.check = asyncio.ensure_future(
+                    self.writer.boundary.cut(self.key, self.thinking, text, self.writer.name)
+                )
+            return None
         keep = word_cut(text, self.pending, self.settings.word_boundary)
         growing = keep == len(text) and not text[-1].isspace()
         if growing or (self.settings.word_boundary == "extend" and keep < self.pending):
             return None  # the word the cut falls in is still being written
         self.switched = True
         return keep
+
+    async def settle(self) -> None:
+        """Wait for a question still out, so the predictor sees this sample's requests in order."""
+        if self.check is not None:
+            await asyncio.gather(self.check, return_exceptions=True)
+            self.check = None
