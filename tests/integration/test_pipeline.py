@@ -29,8 +29,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple
         pytest.skip(str(e))
     models = build()
     specs = {
-        role: server_spec(ModelConfig(path=str(path), max_model_len=2048, kv_cache_gib=2))
-        for role, path in models.items()
+        role: server_spec(
+            ModelConfig(path=str(path), max_model_len=2048, kv_cache_gib=2, cpus_per_replica=1, first_cpu=cpu)
+        )
+        for cpu, (role, path) in enumerate(sorted(models.items()))
     }
     with ServerGroup(list(specs.values()), log_dir=tmp_path_factory.mktemp("vllm-logs")) as group:
         yield {role: (models[role], group.endpoints[spec.served_name]) for role, spec in specs.items()}
@@ -82,10 +84,10 @@ def test_nightly_flow_on_the_microworld(served, tmp_path, prefect_harness):
         release = wh.frame("SELECT * FROM releases").to_dicts()
     tessy = traces.filter(pl.col("method") == "tessy")
     assert tessy.height >= 6
-    # Both models write every TESSY trace. (The paper's student share is 22%; the microworld pair
-    # gives far more, see the synthesis issue's note: its tiny teacher ends its analysis early after
-    # student-style text.)
+    # Both models write every TESSY trace, the student a minority share of it (paper: 22-34%).
     assert (tessy["n_switches"] > 0).all() and (tessy["n_tokens_teacher"] > 0).all()
+    share = tessy["n_tokens_student"] / tessy["n_tokens"]
+    assert share.is_between(0.05, 0.6).mean() >= 0.75 and 0.05 <= share.mean() <= 0.6, share.to_list()
     # The answer is the student's under TESSY, the teacher's under teacher-only.
     authors = dict(last_authors.group_by("method").agg(pl.col("author").unique()).rows())
     assert authors["tessy"] == ["student"] and authors["teacher-only"] == ["teacher"]
