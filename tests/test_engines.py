@@ -20,7 +20,7 @@ from transformers import AutoTokenizer
 from tessy.engines import EndpointsDown, RequestRejected, Sampling
 from tessy.engines.hf import HFEngine
 from tessy.engines.openai import OpenAIEngine
-from tessy.engines.servers import ServerError, ServerGroup, ServerSpec, serve_forever
+from tessy.engines.servers import ServerError, ServerGroup, ServerSpec, serve_forever, start_failure_hint
 from tessy.microworld.build import build
 from tessy.templates import GPT_OSS, QWEN3, detect_family
 
@@ -390,3 +390,13 @@ def test_server_spec_checks() -> None:
         ServerSpec(Path("m"), kv_cache_gib=1.5)
     with pytest.raises(ServerError, match="model dir not found"):
         ServerGroup([ServerSpec(Path("/no/such/model"))], python=Path(sys.executable)).start()
+
+
+def test_start_failure_hint_names_a_damaged_compile_cache():
+    log = (
+        "(Worker pid=1) ERROR failed with error 'ImportError: /root/.cache/vllm/torch_compile_cache/"
+        "5983/inductor_cache/ri/crid.main.so: file too short', please check the stack trace above"
+    )
+    hint = start_failure_hint(log)
+    assert "delete /root/.cache/vllm/torch_compile_cache and start again" in hint
+    assert start_failure_hint("RuntimeError: CUDA out of memory") == ""

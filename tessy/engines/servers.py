@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -188,6 +189,19 @@ def launch(
     return Server(spec, replica, port, log_path, process)
 
 
+_DAMAGED_COMPILE_CACHE = re.compile(r"(/\S*?/torch_compile_cache)/\S*: file too short")
+
+
+def start_failure_hint(log: str) -> str:
+    """A known cause of a failed start, read from the server log, and what to do about it ("" if none)."""
+    if match := _DAMAGED_COMPILE_CACHE.search(log):
+        return (
+            f"\nHint: vLLM's compile cache holds a truncated file (a server killed while compiling?); "
+            f"delete {match.group(1)} and start again."
+        )
+    return ""
+
+
 def wait_healthy(servers: Sequence[Server], timeout: float = 600.0) -> None:
     """Block until every server answers /health; raise with the log tail if one dies or times out."""
     pending = list(servers)
@@ -196,9 +210,10 @@ def wait_healthy(servers: Sequence[Server], timeout: float = 600.0) -> None:
         while pending:
             for server in list(pending):
                 if (code := server.process.poll()) is not None:
+                    tail = server.log_tail()
                     raise ServerError(
                         f"vLLM server for {server.spec.model} exited with code {code} during start; "
-                        f"log {server.log_path}:\n{server.log_tail()}"
+                        f"log {server.log_path}:\n{tail}{start_failure_hint(tail)}"
                     )
                 with contextlib.suppress(httpx.TransportError):
                     if client.get(server.url + "/health").status_code == 200:
