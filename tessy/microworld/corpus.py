@@ -9,7 +9,7 @@ from tessy.microworld.formats import FORMATS
 from tessy.microworld.judge import judge_example
 from tessy.microworld.problems import generate_others, generate_problems
 from tessy.microworld.records import Problem
-from tessy.microworld.styles import STEPS, Style
+from tessy.microworld.styles import STEPS, Style, other_style
 from tessy.microworld.traces import make_trace
 
 # Share of training problems whose prompt already holds part of a thinking mixed from both styles,
@@ -28,9 +28,10 @@ class Conversation:
         return self.prompt + self.completion
 
 
-def _conversation(style: Style, question: str, thinking: str, answer: str) -> Conversation:
+def _conversation(style: Style, question: str, thinking: str, answer: str, given: int = 0) -> Conversation:
+    """The rendered conversation; the prompt holds the first `given` chars of the thinking."""
     fmt = FORMATS[style]
-    prompt = fmt.prompt(question)
+    prompt = fmt.prompt(question) + thinking[:given]
     return Conversation(prompt, fmt.render(question, thinking, answer)[len(prompt) :])
 
 
@@ -40,7 +41,7 @@ def _mixed(problem: Problem, style: Style, rng: Random) -> Conversation:
     The teacher's prefix ends on an opener of the student (TESSY cuts the student after a style
     span), the student's right after a capability span, sometimes with the teacher's newline.
     """
-    other: Style = "teacher" if style == "student" else "student"
+    other = other_style(style)
     handover = rng.randrange(len(STEPS)) if style == "teacher" else rng.randrange(1, len(STEPS) + 1)
     voices = [rng.choice((style, other)) for _ in range(handover)]
     if style == "teacher":
@@ -53,9 +54,7 @@ def _mixed(problem: Problem, style: Style, rng: Random) -> Conversation:
     prefix, rest = trace.thinking[:cut], trace.thinking[cut:]
     if style == "student" and rng.random() < 0.5:
         prefix, rest = prefix + "\n", rest.lstrip()
-    fmt = FORMATS[style]
-    prompt = fmt.prompt(problem.statement) + prefix
-    return Conversation(prompt, fmt.render(problem.statement, prefix + rest, trace.answer)[len(prompt) :])
+    return _conversation(style, problem.statement, prefix + rest, trace.answer, given=len(prefix))
 
 
 def conversations(style: Style, n: int, seed: int, n_judge: int = 0) -> list[Conversation]:

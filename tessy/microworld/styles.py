@@ -87,7 +87,10 @@ def markers_in(text: str, style: Style) -> list[str]:
     return _PATTERNS[style].findall(text)
 
 
+def other_style(style: Style) -> Style:
+    return "teacher" if style == "student" else "student"
+
+
 def is_pure(thinking: str, style: Style) -> bool:
     """True when the thinking uses at least one marker of its own style and none of the other's."""
-    other: Style = "teacher" if style == "student" else "student"
-    return bool(markers_in(thinking, style)) and not markers_in(thinking, other)
+    return bool(markers_in(thinking, style)) and not markers_in(thinking, other_style(style))
