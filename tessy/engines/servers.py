@@ -161,6 +161,12 @@ def server_command(spec: ServerSpec, port: int, python: Path) -> list[str]:
     ]
 
 
+def _devices(first: int, per_replica: int, replica: int) -> range:
+    """The device ids of one replica: `per_replica` of them from `first` + replica * per_replica."""
+    start = first + replica * per_replica
+    return range(start, start + per_replica)
+
+
 def launch(
     spec: ServerSpec, replica: int, log_dir: Path, python: Path | None = None, port: int | None = None
 ) -> Server:
@@ -172,12 +178,10 @@ def launch(
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{spec.served_name}-{replica}-{port}.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(int(spec.kv_cache_gib)), **spec.env}
-    if spec.gpus_per_replica:
-        first = spec.first_gpu + replica * spec.gpus_per_replica
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(first + i) for i in range(spec.gpus_per_replica))
-    if spec.cpus_per_replica:
-        first = spec.first_cpu + replica * spec.cpus_per_replica
-        env["VLLM_CPU_OMP_THREADS_BIND"] = f"{first}-{first + spec.cpus_per_replica - 1}"
+    if gpus := _devices(spec.first_gpu, spec.gpus_per_replica, replica):
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
+    if cpus := _devices(spec.first_cpu, spec.cpus_per_replica, replica):
+        env["VLLM_CPU_OMP_THREADS_BIND"] = f"{cpus[0]}-{cpus[-1]}"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             server_command(spec, port, python),
