@@ -22,18 +22,17 @@ import torch
 import typer
 
 from tessy.boundary.base import make_base
-from tessy.boundary.predictor import BoundaryPredictor, Request
+from tessy.boundary.predictor import Request
 from tessy.boundary.stage import gold_windows
 from tessy.boundary.train import TrainConfig, train
-from tessy.engines.openai import OpenAIEngine
+from tessy.config import PipelineConfig
 from tessy.engines.servers import ServerGroup, ServerSpec
 from tessy.microworld.build import build, read_stamp
 from tessy.microworld.problems import generate_problems
-from tessy.synthesis.batching import BatchedBoundary
-from tessy.synthesis.machine import Settings, Synthesizer, Writer, word_cut
+from tessy.runtime import PredictorRef, synthesizer_from_config
+from tessy.synthesis.machine import Synthesizer, word_cut
 from tessy.synthesis.scheduler import Job, run_jobs
 from tessy.synthesis.shards import ShardWriter
-from tessy.templates import GPT_OSS, QWEN3
 
 WORK = Path(".tessy/bench/synthesis")
 
@@ -57,22 +56,18 @@ def predictors(models: dict[str, Path]) -> dict[str, Path]:
     return out
 
 
-def synthesizer(models, urls, predictor_dirs, settings: Settings) -> Synthesizer:
-    from transformers import AutoTokenizer
-
-    writers = {}
-    for role, family, k in (("student", QWEN3, 5), ("teacher", GPT_OSS, 10)):
-        tokenizer = AutoTokenizer.from_pretrained(models[role])
-        writers[role] = Writer(
-            role,
-            OpenAIEngine(urls[role], model=role),
-            family,
-            lambda text, tok=tokenizer: len(tok(text, add_special_tokens=False).input_ids),
-            BatchedBoundary(BoundaryPredictor(predictor_dirs[role])),
-            k=k,
-            model=role,
-        )
-    return Synthesizer(writers["student"], writers["teacher"], settings, writers["student"].count_tokens)
+def synthesizer(models, urls, predictor_dirs, mode: str) -> Synthesizer:
+    """The pipeline's own Synthesizer (`synthesizer_from_config`) on the bench's servers and predictors."""
+    cfg = PipelineConfig(
+        name="bench-synthesis",
+        models={
+            role: {"path": str(models[role]), "family": family, "engine": "openai", "served_name": role}
+            for role, family in (("student", "qwen3"), ("teacher", "gpt-oss"))
+        },
+        synthesis={"mode": mode, "max_thinking_tokens": 1024},
+    )
+    refs = {role: PredictorRef(role, str(path)) for role, path in predictor_dirs.items()}
+    return synthesizer_from_config(cfg, urls, refs)
 
 
 def run_scheduled(synth: Synthesizer, questions: list[str], method: str, name: str) -> tuple[float, int]:
@@ -166,12 +161,10 @@ def main(
     texts = [p.statement for p in generate_problems(questions, seed=9, split="eval")]
     with ServerGroup(specs, log_dir=WORK / "logs") as group:
         urls = {role: group.endpoints[role] for role in ("student", "teacher")}
-        stream = synthesizer(models, urls, predictor_dirs, Settings(mode="stream", max_thinking_tokens=1024))
+        stream = synthesizer(models, urls, predictor_dirs, "stream")
         teacher_only, _ = run_scheduled(stream, texts, "teacher-only", "a")
         tessy_stream, failed = run_scheduled(stream, texts, "tessy", "b")
-        lockstep = synthesizer(
-            models, urls, predictor_dirs, Settings(mode="fixed-k", max_thinking_tokens=1024)
-        )
+        lockstep = synthesizer(models, urls, predictor_dirs, "fixed-k")
         tessy_lockstep, _ = run_lockstep(lockstep, texts)
     result = {
         "questions": questions,
