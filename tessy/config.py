@@ -48,6 +48,9 @@ class ModelConfig(_Strict):
     first_cpu: int = Field(
         default=0, ge=0, description="replica i: cores from first_cpu + i*cpus_per_replica"
     )
+    nice: int = Field(
+        default=0, ge=0, le=19, description="CPU servers: nice value, so predictors are not starved (0-19)"
+    )
     extra_args: list[str] = Field(default_factory=list, description="more vLLM server arguments")
 
 

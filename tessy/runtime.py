@@ -35,6 +35,7 @@ def server_spec(model: ModelConfig):
         cpus_per_replica=model.cpus_per_replica,
         first_gpu=model.first_gpu,
         first_cpu=model.first_cpu,
+        nice=model.nice,
         extra_args=tuple(model.extra_args),
     )
 

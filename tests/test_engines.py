@@ -299,7 +299,8 @@ import http.server, os, subprocess, sys
 args = sys.argv[1:]
 port = int(args[args.index("--port") + 1])
 child = subprocess.Popen(["sleep", "300"])
-print("pid", os.getpid(), "child", child.pid, "bind", os.environ.get("VLLM_CPU_OMP_THREADS_BIND"),
+print("pid", os.getpid(), "child", child.pid, "nice", os.getpriority(os.PRIO_PROCESS, 0),
+      "bind", os.environ.get("VLLM_CPU_OMP_THREADS_BIND"),
       "kv", os.environ["VLLM_CPU_KVCACHE_SPACE"], "extra", os.environ.get("EXTRA"), "args", " ".join(args),
       flush=True)
 
@@ -337,6 +338,7 @@ def test_server_group_starts_replicas_and_stops_their_process_groups(tmp_path: P
         replicas=2,
         cpus_per_replica=1,
         first_cpu=2,
+        nice=5,
         env={"EXTRA": "x"},
     )
     with ServerGroup([spec], log_dir=tmp_path / "logs", python=fake, startup_timeout=60) as group:
@@ -345,6 +347,10 @@ def test_server_group_starts_replicas_and_stops_their_process_groups(tmp_path: P
         assert all(httpx.get(u + "/health").status_code == 200 for u in urls)
         logs = [s.log_path.read_text() for s in group.servers]
         children = [int(log.split()[3]) for log in logs]
+        assert all(f"nice {min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5)} " in log for log in logs)
+        if Path("/proc/self/autogroup").exists():  # the session's autogroup is lowered too
+            groups = [Path(f"/proc/{s.process.pid}/autogroup").read_text() for s in group.servers]
+            assert all("nice 5" in g for g in groups)
         assert all(_alive(pid) for pid in children)
     assert "bind 2-2 kv 2 extra x" in logs[0] and "bind 3-3 kv 2 extra x" in logs[1]
     assert "--served-model-name m --max-model-len 128" in logs[0] and "--enable-prefix-caching" in logs[0]

@@ -30,7 +30,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple
     models = build()
     specs = {
         role: server_spec(
-            ModelConfig(path=str(path), max_model_len=2048, kv_cache_gib=2, cpus_per_replica=1, first_cpu=cpu)
+            ModelConfig(
+                path=str(path), max_model_len=2048, kv_cache_gib=2, cpus_per_replica=1, first_cpu=cpu, nice=10
+            )
         )
         for cpu, (role, path) in enumerate(sorted(models.items()))
     }
