@@ -53,6 +53,8 @@ class _Window:
     ids: list[int] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)  # token char offsets in `text`
     ends: list[int] = field(default_factory=list)
+    scored_from: int = 0  # first token whose logits `scores` holds (those of the last call's new text)
+    scores: torch.Tensor = field(default_factory=lambda: torch.empty(0, 2))
 
 
 @dataclass
@@ -97,7 +99,8 @@ class BoundaryPredictor:
         columns = max_window + max_window // 2 + 64
         self._pool = KVPool(shape, self.model.dtype, self.device, columns) if incremental else None
         self._windows: dict[str, _Window] = {}
-        self.stats: Counter[str] = Counter()  # forwards, tokens_fed (real, unpadded), reencodes
+        # forwards, tokens_fed (real, unpadded), reencodes, scores_reused
+        self.stats: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._windows)
@@ -179,6 +182,11 @@ class BoundaryPredictor:
             cached = self._pool.length(j.request.key) if self._pool is not None and old is not None else 0
             valid = min(cached, k) + (_common_prefix(old.ids[k:cached], w.ids[k:]) if cached > k else 0)
             j.fed = min(valid, j.first_new)
+            if old is not None and old.scored_from <= j.first_new:
+                # A stream asking again about its grown span: the tokens scored last time keep their
+                # logits (each depends only on the tokens up to it), so only the rest is fed. At least
+                # one token is fed, the one holding the new text's end.
+                j.fed = max(j.fed, min(valid, len(w.ids) - 1, old.scored_from + len(old.scores)))
             if self._pool is not None:
                 self._pool.crop(j.request.key, j.fed)
 
@@ -205,9 +213,20 @@ class BoundaryPredictor:
             j.fed = j.first_new
 
     def _feed(self, jobs: Sequence[_Job]) -> list[torch.Tensor]:
-        """Logits of each job's new tokens: the whole window recomputed, or only what the pool lacks."""
+        """Logits of each job's new tokens: the whole window recomputed, or only what the pool lacks
+        (joined to the logits of new tokens already scored); kept on the window for the next call."""
         logits = self._forward([j.request.key for j in jobs], [j.new.ids[j.fed :] for j in jobs])
-        return [lg[j.first_new - j.fed :] for j, lg in zip(jobs, logits, strict=True)]
+        out = []
+        for j, lg in zip(jobs, logits, strict=True):
+            if j.fed > j.first_new:
+                start = j.old.scored_from
+                self.stats["scores_reused"] += j.fed - j.first_new
+                lg = torch.cat([j.old.scores[j.first_new - start : j.fed - start], lg])
+            else:
+                lg = lg[j.first_new - j.fed :]
+            j.new.scored_from, j.new.scores = j.first_new, lg
+            out.append(lg)
+        return out
 
     def _forward(self, keys: Sequence[str], seqs: Sequence[list[int]]) -> list[torch.Tensor]:
         """One forward over all rows; float32 CPU logits [len(seq), 2] per row. Incremental: each row
