@@ -300,6 +300,7 @@ args = sys.argv[1:]
 port = int(args[args.index("--port") + 1])
 child = subprocess.Popen(["sleep", "300"])
 print("pid", os.getpid(), "child", child.pid, "nice", os.getpriority(os.PRIO_PROCESS, 0),
+      "cpus", ",".join(map(str, sorted(os.sched_getaffinity(0)))),
       "bind", os.environ.get("VLLM_CPU_OMP_THREADS_BIND"),
       "kv", os.environ["VLLM_CPU_KVCACHE_SPACE"], "extra", os.environ.get("EXTRA"), "args", " ".join(args),
       flush=True)
@@ -337,7 +338,7 @@ def test_server_group_starts_replicas_and_stops_their_process_groups(tmp_path: P
         kv_cache_gib=2,
         replicas=2,
         cpus_per_replica=1,
-        first_cpu=2,
+        first_cpu=0,
         nice=5,
         env={"EXTRA": "x"},
     )
@@ -352,7 +353,7 @@ def test_server_group_starts_replicas_and_stops_their_process_groups(tmp_path: P
             groups = [Path(f"/proc/{s.process.pid}/autogroup").read_text() for s in group.servers]
             assert all("nice 5" in g for g in groups)
         assert all(_alive(pid) for pid in children)
-    assert "bind 2-2 kv 2 extra x" in logs[0] and "bind 3-3 kv 2 extra x" in logs[1]
+    assert "cpus 0 bind 0-0 kv 2 extra x" in logs[0] and "cpus 1 bind 1-1 kv 2 extra x" in logs[1]
     assert "--served-model-name m --max-model-len 128" in logs[0] and "--enable-prefix-caching" in logs[0]
     assert not any(s.alive() for s in group.servers)
     assert not any(_alive(pid) for pid in children)

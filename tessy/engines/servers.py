@@ -37,10 +37,10 @@ class ServerSpec:
     max_model_len: int = 4096
     kv_cache_gib: int = 1  # VLLM_CPU_KVCACHE_SPACE (whole GiB); ignored by GPU builds
     replicas: int = 1
-    # Replica i gets CUDA devices first_gpu + [i*g, (i+1)*g) with g = gpus_per_replica; on CPU builds
-    # it binds its OpenMP threads to CPUs first_cpu + [i*c, (i+1)*c) with c = cpus_per_replica. The
-    # offsets keep two models on one node apart. 0 per replica leaves the choice to vLLM (on CPU
-    # every server then binds the same first core).
+    # Replica i gets CUDA devices first_gpu + [i*g, (i+1)*g) with g = gpus_per_replica, and runs on
+    # CPUs first_cpu + [i*c, (i+1)*c) with c = cpus_per_replica (all its processes; on CPU builds its
+    # OpenMP threads bind to them). The offsets keep two models on one node apart. 0 per replica leaves
+    # the choice to vLLM (on CPU every server then binds the same first core).
     gpus_per_replica: int = 0
     cpus_per_replica: int = 0
     first_gpu: int = 0
@@ -186,9 +186,12 @@ def launch(
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(int(spec.kv_cache_gib)), **spec.env}
     if gpus := _devices(spec.first_gpu, spec.gpus_per_replica, replica):
         env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
+    command = server_command(spec, port, python)
     if cpus := _devices(spec.first_cpu, spec.cpus_per_replica, replica):
         env["VLLM_CPU_OMP_THREADS_BIND"] = f"{cpus[0]}-{cpus[-1]}"
-    command = server_command(spec, port, python)
+        # The API server and engine core too: left free, vLLM's busy-polling engine core takes its time
+        # from whatever else runs on the other cores (the other model's server, the predictors).
+        command = ["taskset", "--cpu-list", f"{cpus[0]}-{cpus[-1]}", *command]
     if spec.nice:
         command = ["nice", "-n", str(spec.nice), *command]
     with log_path.open("wb") as log:
