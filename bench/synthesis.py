@@ -10,7 +10,8 @@
 
 Prints tokens/s (student-tokenizer tokens of finished responses per wall second) of each, and
 `stream_vs_teacher_only` = b/a, `stream_vs_lockstep` = b/c, `stream_vs_lockstep_incremental` = b/c'
-(`--json`: one object, last line).
+(`--json`: one object, last line). `--rounds N` runs all four N times: medians, and each round's ratios
+(a shared machine's load moves single runs by 10-15%).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from statistics import median
 
 import torch
 import typer
@@ -89,9 +91,7 @@ class _Sample:
     answer: str | None = None
 
 
-def run_lockstep(
-    synth: Synthesizer, questions: list[str], predictors: dict[str, BoundaryPredictor]
-) -> tuple[float, int]:
+def run_lockstep(synth: Synthesizer, questions: list[str], predictors: dict[str, BoundaryPredictor]) -> float:
     """The reference code's loop: every step sends one k-token request per unfinished sample (or its
     answer request), waits for all of them, then runs each role's predictor on its samples at once."""
     writers, s = synth.writers, synth.settings
@@ -143,12 +143,16 @@ def run_lockstep(
 
     start = time.perf_counter()
     samples = asyncio.run(loop())
-    tokens = sum(synth.count(f"<think>\n{x.thinking}\n</think>\n\n{x.answer}") for x in samples)
-    return tokens / (time.perf_counter() - start), 0
+    seconds = time.perf_counter() - start
+    for x in samples:
+        for predictor in predictors.values():
+            predictor.release(str(id(x)))
+    return sum(synth.count(f"<think>\n{x.thinking}\n</think>\n\n{x.answer}") for x in samples) / seconds
 
 
 def main(
     questions: int = 32,
+    rounds: int = typer.Option(1, help="times to run all four; medians are printed"),
     warmup: int = typer.Option(16, help="other questions run through TESSY first, untimed"),
     predictor_threads: int = typer.Option(1, help="torch threads of the predictors in this process"),
     as_json: bool = typer.Option(False, "--json"),
@@ -167,6 +171,13 @@ def main(
         for i, r in enumerate(("student", "teacher"))
     ]
     texts = [p.statement for p in generate_problems(questions, seed=9, split="eval")]
+    tok_s: dict[str, list[float]] = {
+        "teacher_only": [],
+        "stream": [],
+        "lockstep": [],
+        "lockstep_incremental": [],
+    }
+    failed = []
     with ServerGroup(specs, log_dir=WORK / "logs") as group:
         urls = {role: group.endpoints[role] for role in ("student", "teacher")}
         stream = synthesizer(models, urls, predictor_dirs, "stream")
@@ -174,30 +185,37 @@ def main(
         run_scheduled(
             stream, [p.statement for p in generate_problems(warmup, seed=10, split="eval")], "tessy", "w"
         )
-        teacher_only, _ = run_scheduled(stream, texts, "teacher-only", "a")
-        tessy_stream, failed = run_scheduled(stream, texts, "tessy", "b")
         lockstep = synthesizer(models, urls, predictor_dirs, "fixed-k")
         whole = {r: BoundaryPredictor(path, incremental=False) for r, path in predictor_dirs.items()}
-        tessy_lockstep, _ = run_lockstep(lockstep, texts, whole)
         ours = {r: w.boundary.predictor for r, w in lockstep.writers.items()}
-        tessy_lockstep_incremental, _ = run_lockstep(lockstep, texts, ours)
+        for i in range(rounds):
+            tok_s["teacher_only"].append(run_scheduled(stream, texts, "teacher-only", f"a{i}")[0])
+            b, n_failed = run_scheduled(stream, texts, "tessy", f"b{i}")
+            tok_s["stream"].append(b)
+            failed.append(n_failed)
+            tok_s["lockstep"].append(run_lockstep(lockstep, texts, whole))
+            tok_s["lockstep_incremental"].append(run_lockstep(lockstep, texts, ours))
+    ratios = {  # per round: the two runs of a ratio ran minutes apart, not rounds apart
+        f"stream_vs_{base}": [b / c for b, c in zip(tok_s["stream"], tok_s[base], strict=True)]
+        for base in ("teacher_only", "lockstep", "lockstep_incremental")
+    }
     result = {
         "questions": questions,
+        "rounds": rounds,
         "predictor_threads": predictor_threads,
-        "teacher_only_tok_s": round(teacher_only, 1),
-        "tessy_stream_tok_s": round(tessy_stream, 1),
-        "tessy_lockstep_tok_s": round(tessy_lockstep, 1),
-        "tessy_lockstep_incremental_tok_s": round(tessy_lockstep_incremental, 1),
+        "teacher_only_tok_s": round(median(tok_s["teacher_only"]), 1),
+        "tessy_stream_tok_s": round(median(tok_s["stream"]), 1),
+        "tessy_lockstep_tok_s": round(median(tok_s["lockstep"]), 1),
+        "tessy_lockstep_incremental_tok_s": round(median(tok_s["lockstep_incremental"]), 1),
         "stream_failed": failed,
-        "stream_vs_teacher_only": round(tessy_stream / teacher_only, 3),
-        "stream_vs_lockstep": round(tessy_stream / tessy_lockstep, 3),
-        "stream_vs_lockstep_incremental": round(tessy_stream / tessy_lockstep_incremental, 3),
+        **{name: round(median(values), 3) for name, values in ratios.items()},
+        **{f"{name}_rounds": [round(v, 3) for v in values] for name, values in ratios.items()},
     }
     if as_json:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:>24}: {value}")
+            print(f"{key:>34}: {value}")
 
 
 if __name__ == "__main__":
