@@ -53,8 +53,12 @@ class _Window:
     ids: list[int] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)  # token char offsets in `text`
     ends: list[int] = field(default_factory=list)
-    scored_from: int = 0  # first token whose logits `scores` holds (those of the last call's new text)
-    scores: torch.Tensor = field(default_factory=lambda: torch.empty(0, 2))
+    scores: torch.Tensor = field(default_factory=lambda: torch.empty(0, 2))  # the new tokens' logits
+
+    @property
+    def first_new(self) -> int:
+        """The first token holding a char of the new text (where `scores` starts)."""
+        return bisect.bisect_right(self.ends, self.ctx_chars)
 
 
 @dataclass
@@ -178,15 +182,15 @@ class BoundaryPredictor:
             w.ids = [*(old.ids[:k] if k else ()), *ids]
             w.starts = [*(old.starts[:k] if k else ()), *(a + shift for a, _ in offsets)]
             w.ends = [*(old.ends[:k] if k else ()), *(b + shift for _, b in offsets)]
-            j.first_new = bisect.bisect_right(w.ends, w.ctx_chars)
+            j.first_new = w.first_new
             cached = self._pool.length(j.request.key) if self._pool is not None and old is not None else 0
             valid = min(cached, k) + (_common_prefix(old.ids[k:cached], w.ids[k:]) if cached > k else 0)
             j.fed = min(valid, j.first_new)
-            if old is not None and old.scored_from <= j.first_new:
+            if old is not None and old.first_new <= j.first_new:
                 # A stream asking again about its grown span: the tokens scored last time keep their
                 # logits (each depends only on the tokens up to it), so only the rest is fed. At least
                 # one token is fed, the one holding the new text's end.
-                j.fed = max(j.fed, min(valid, len(w.ids) - 1, old.scored_from + len(old.scores)))
+                j.fed = max(j.fed, min(valid, len(w.ids) - 1, old.first_new + len(old.scores)))
             if self._pool is not None:
                 self._pool.crop(j.request.key, j.fed)
 
@@ -219,12 +223,12 @@ class BoundaryPredictor:
         out = []
         for j, lg in zip(jobs, logits, strict=True):
             if j.fed > j.first_new:
-                start = j.old.scored_from
+                start = j.old.first_new
                 self.stats["scores_reused"] += j.fed - j.first_new
                 lg = torch.cat([j.old.scores[j.first_new - start : j.fed - start], lg])
             else:
                 lg = lg[j.first_new - j.fed :]
-            j.new.scored_from, j.new.scores = j.first_new, lg
+            j.new.scores = lg
             out.append(lg)
         return out
 
