@@ -14,15 +14,27 @@ from flows.predictors import predictors_flow
 from flows.qa import qa_flow
 from flows.release import release_flow
 from flows.synthesize import synthesize_flow
+from tasks.runs import run_name
+from tasks.servers import served
 from tessy.config import load_config
-from tessy.runtime import model_endpoints
+from tessy.preflight import ensure_ready
+from tessy.runtime import ROLES
 
 
-@flow(name="nightly", log_prints=True)
+@flow(name="nightly", flow_run_name=run_name, log_prints=True)
 def nightly_flow(config_path: Path = Path("configs/demo.yaml")) -> dict[str, Any]:
+    """The whole pipeline: ingest -> filter -> predictors (when stale) -> synthesize new questions ->
+    QA -> release (Great Expectations gate) -> publish (when the config names a Hub repo). The model
+    servers start once for the stages that need them. A config whose storage, sources, models or
+    servers are missing on this machine fails before anything is written.
+
+    Args:
+        config_path: pipeline YAML, relative to the repository root.
+    """
     cfg = load_config(config_path)
+    ensure_ready(cfg, roles=ROLES, sources=True, config_path=config_path)
     result: dict[str, Any] = {"ingest": ingest_flow(config_path)}
-    with model_endpoints(cfg) as endpoints:
+    with served(cfg) as endpoints:
         result["filter"] = filter_flow(config_path, endpoints)
         result["predictors"] = predictors_flow(config_path, endpoints=endpoints)
         result["synthesize"] = synthesize_flow(config_path, endpoints=endpoints)

@@ -7,13 +7,22 @@ import typer
 from prefect import flow
 
 from tasks.qa import check_traces
-from tasks.runs import recorded_run
+from tasks.runs import recorded_run, run_name
 from tessy.config import load_config
+from tessy.preflight import ensure_ready
 
 
-@flow(name="qa", log_prints=True)
+@flow(name="qa", flow_run_name=run_name, log_prints=True)
 def qa_flow(config_path: Path = Path("configs/demo.yaml")) -> dict[str, Any]:
+    """Score every trace of this config (token counts, student share, TF-IDF similarity to the
+    student, student NLL, code tests in a sandbox) into `qa_metrics`; write the QA report and plots
+    under the workdir and show them as artifacts.
+
+    Args:
+        config_path: pipeline YAML, relative to the repository root.
+    """
     cfg = load_config(config_path)
+    ensure_ready(cfg, config_path=config_path)
     with recorded_run(cfg.warehouse, "qa", cfg.public_dict()) as run:
         outcome = check_traces(cfg, run.run_id)
         run.stats = {"traces": outcome.n_traces, "metrics": outcome.n_metrics, "report": str(outcome.report)}

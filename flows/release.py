@@ -8,13 +8,23 @@ import typer
 from prefect import flow
 
 from tasks.release import make_release, publish
-from tasks.runs import recorded_run
+from tasks.runs import recorded_run, run_name
 from tessy.config import load_config
+from tessy.preflight import ensure_ready
 
 
-@flow(name="release", log_prints=True)
+@flow(name="release", flow_run_name=run_name, log_prints=True)
 def release_flow(config_path: Path = Path("configs/demo.yaml"), name: str | None = None) -> dict[str, Any]:
+    """Gate this config's traces that passed QA with Great Expectations, export them as an immutable
+    release (Parquet + dataset card) and record it in `releases`; publish it to the Hub when the
+    config names `release.hub_repo` (HF_TOKEN from the environment).
+
+    Args:
+        config_path: pipeline YAML, relative to the repository root.
+        name: release name [default: {name_prefix}-{date}-{n}].
+    """
     cfg = load_config(config_path)
+    ensure_ready(cfg, config_path=config_path)
     with recorded_run(cfg.warehouse, "release", cfg.public_dict()) as run:
         outcome = make_release(cfg, run.run_id, name)
         run.stats = {"release": outcome.name, "rows": outcome.n_rows, "content_hash": outcome.content_hash}

@@ -1,16 +1,20 @@
-"""Ingest tasks: stream one configured source into the warehouse."""
+"""Ingest tasks: stream one configured source into the warehouse. Hub sources are read over the
+network and retried with backoff; a retry in the same run adds no row twice (questions are keyed by
+content, quarantine rows by run and locator)."""
 
 from pathlib import Path
 
-from prefect import task
+from prefect import Task, task
 from prefect.logging import get_run_logger
+from prefect.tasks import exponential_backoff
 
 from tessy.config import IngestConfig, SourceConfig
+from tessy.preflight import HUB_PREFIX
 from warehouse.db import open_warehouse
 from warehouse.ingest import ingest_path
 
 
-@task(task_run_name="ingest {source.path}")
+@task(task_run_name="ingest {source.path}", retry_delay_seconds=exponential_backoff(backoff_factor=10))
 def ingest_source(db: Path, source: SourceConfig, options: IngestConfig, run_id: str) -> dict[str, int]:
     with open_warehouse(db) as wh:
         stats = ingest_path(
@@ -24,3 +28,9 @@ def ingest_source(db: Path, source: SourceConfig, options: IngestConfig, run_id:
         )
     get_run_logger().info("%s: %s", source.path, stats.as_dict())
     return stats.as_dict()
+
+
+def ingest_task(source: SourceConfig) -> Task:
+    """The ingest task for `source`: retried when it reads the Hub; a local file that failed would
+    fail the same way again."""
+    return ingest_source.with_options(retries=3 if source.path.startswith(HUB_PREFIX) else 0)

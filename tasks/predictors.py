@@ -5,11 +5,12 @@ from typing import Any
 from prefect import task
 from prefect.logging import get_run_logger
 
+from tasks.artifacts import table
 from tessy.config import PipelineConfig
 from warehouse.predictors import ensure_predictors
 
 
-@task
+@task(task_run_name="train predictors when stale (force={force})")
 def train_predictors(
     cfg: PipelineConfig, run_id: str, force: bool = False, endpoints: dict[str, list[str]] | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -19,4 +20,21 @@ def train_predictors(
         get_run_logger().info(
             "%s predictor %s %s: %s", role, info["predictor_id"][:12], verb, info["metrics"]
         )
+    table(
+        "predictors-summary", [_row(role, info) for role, info in result.items()], f"predictors, run {run_id}"
+    )
     return result
+
+
+def _row(role: str, info: dict[str, Any]) -> dict[str, Any]:
+    metrics = info["metrics"]
+    truth = metrics.get("ground_truth", {})
+    return {
+        "role": role,
+        "action": "retrained" if info["trained"] else "reused",
+        "predictor": info["predictor_id"][:12],
+        "train_rows": metrics.get("annotated"),
+        "val_accuracy": metrics.get("validation", {}).get("accuracy"),
+        "style_f1 (truth)": truth.get("style_f1"),
+        "boundary_f1 (truth)": truth.get("boundary_f1"),
+    }

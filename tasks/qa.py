@@ -1,15 +1,24 @@
-"""QA task: score this config's traces, store the metrics, write the report and plots."""
+"""QA task: score this config's traces, store the metrics, write the report and plots, and show them
+in the UI (plots embedded in the report artifact, the per-method table rounded)."""
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
+from prefect.logging import get_run_logger
 
+from tasks.artifacts import file_link, table
 from tessy.config import PipelineConfig
+from tessy.quality.report import markdown_report
 from warehouse.qa import QAOutcome, run_qa_stage
 
 
-@task
+@task(task_run_name="QA of {cfg.name} traces")
 def check_traces(cfg: PipelineConfig, run_id: str) -> QAOutcome:
-    outcome = run_qa_stage(cfg, run_id)
-    create_markdown_artifact(outcome.report.read_text(), key="qa-report", description=f"QA {run_id}")
-    create_table_artifact(outcome.summary, key="qa-summary", description=f"QA per method, {run_id}")
+    outcome = run_qa_stage(cfg, run_id, report=get_run_logger().info)
+    create_markdown_artifact(
+        markdown_report(outcome.summary, outcome.plots, run_id=run_id, embed=True),
+        key="qa-report",
+        description=f"QA {run_id}",
+    )
+    table("qa-summary", outcome.summary, f"QA per method, {run_id}")
+    file_link("qa-report-file", outcome.report, f"QA report and plots of {run_id} on the worker")
     return outcome

@@ -4,24 +4,35 @@ from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
+from prefect.tasks import exponential_backoff
 
+from tasks.artifacts import file_link, hub_link
 from tessy.config import PipelineConfig
+from tessy.release.card import card_markdown
 from warehouse.db import open_warehouse
 from warehouse.releases import ReleaseOutcome, create_release, next_release_name, publish_release
 
 
-@task
+@task(task_run_name="gate and export a {cfg.name} release")
 def make_release(cfg: PipelineConfig, run_id: str, name: str | None = None) -> ReleaseOutcome:
     if name is None:
         with open_warehouse(cfg.warehouse) as wh:
             name = next_release_name(wh, cfg.release.name_prefix)
     outcome = create_release(cfg, name, run_id)
     create_markdown_artifact(
-        (outcome.folder / "README.md").read_text(), key="release-card", description=f"release {name}"
+        card_markdown(outcome.folder / "README.md"), key="release-card", description=f"release {name}"
     )
+    file_link("release-folder", outcome.folder, f"files of release {name} on the worker")
     return outcome
 
 
-@task(retries=2, retry_delay_seconds=30)
+@task(
+    task_run_name="publish {name} to {repo_id}",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=30),
+)
 def publish(db: Path, name: str, repo_id: str, private: bool) -> str | None:
-    return publish_release(db, name, repo_id, private=private).revision
+    revision = publish_release(db, name, repo_id, private=private).revision
+    if revision:
+        hub_link("release-hub", repo_id, revision, f"release {name} on the Hub")
+    return revision

@@ -1,6 +1,8 @@
-"""Run bookkeeping for flows: the `runs` row carries the Prefect flow run that made it."""
+"""Run bookkeeping for flows: the `runs` row carries the Prefect flow run that made it, and each flow
+run is named after its flow, config and day (`nightly-demo-2026-11-29`), subflows too."""
 
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,3 +14,9 @@ from warehouse.db import recorded_run as _recorded_run
 
 def recorded_run(db: Path, kind: str, config: dict[str, Any]) -> AbstractContextManager[Run]:
     return _recorded_run(db, kind, config, flow_run_id=flow_run.id)
+
+
+def run_name() -> str:
+    """`flow_run_name` for every flow: flow, config file stem and UTC date."""
+    config = Path(str(flow_run.parameters.get("config_path", "config"))).stem
+    return f"{flow_run.flow_name}-{config}-{datetime.now(UTC):%Y-%m-%d}"

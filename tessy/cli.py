@@ -292,14 +292,14 @@ def release_publish(
 def serve(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Start the vLLM servers a config asks for, print their endpoints, and wait (Ctrl-C stops them)."""
     from tessy.engines.servers import serve_forever
-    from tessy.runtime import ROLES, server_spec
+    from tessy.runtime import server_log_dir, server_specs
 
     cfg = _config(config)
-    specs = [server_spec(cfg.model(role)) for role in ROLES if cfg.model(role).engine == "vllm"]
+    specs = list(server_specs(cfg).values())
     if not specs:
         err.print("the config starts no servers (no model with engine: vllm)")
         raise typer.Exit(1)
-    serve_forever(specs, log_dir=cfg.workdir / "logs", echo=console.print)
+    serve_forever(specs, log_dir=server_log_dir(cfg), echo=console.print)
 
 
 @app.command()

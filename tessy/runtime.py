@@ -4,7 +4,7 @@ URLs (plain strings) to their tasks, which build engines locally."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,25 +40,40 @@ def server_spec(model: ModelConfig):
     )
 
 
+def server_specs(cfg: PipelineConfig, roles: tuple[str, ...] = ROLES) -> dict[str, Any]:
+    """role -> ServerSpec for the roles whose servers tessy starts itself (`engine: vllm`)."""
+    return {role: server_spec(cfg.model(role)) for role in roles if cfg.model(role).engine == "vllm"}
+
+
+def role_endpoints(
+    cfg: PipelineConfig, roles: tuple[str, ...], served: dict[str, list[str]]
+) -> dict[str, list[str]]:
+    """Endpoint URLs per role: the servers tessy started (`served`: served name -> URLs), configured
+    ones for `engine: openai`, none for `engine: hf` (in-process)."""
+    specs = server_specs(cfg, roles)
+    return {
+        role: served[specs[role].served_name] if role in specs else list(cfg.model(role).endpoints)
+        for role in roles
+    }
+
+
 @contextmanager
 def model_endpoints(
     cfg: PipelineConfig, roles: tuple[str, ...] = ROLES, running: dict[str, list[str]] | None = None
 ) -> Iterator[dict[str, list[str]]]:
     """Endpoint URLs per role for the block: `running` ones when a caller already started the servers,
-    configured ones as given, and local vLLM servers started (and stopped after) for `engine: vllm`;
-    `engine: hf` roles get none (they run in-process)."""
+    otherwise local vLLM servers started (and stopped after) for `engine: vllm` roles."""
     from tessy.engines.servers import serve
 
     if running is not None:
         yield running
         return
-    models = {role: cfg.model(role) for role in roles}
-    specs = {role: server_spec(m) for role, m in models.items() if m.engine == "vllm"}
-    with serve(list(specs.values()), log_dir=cfg.workdir / "logs") as served:
-        yield {
-            role: served[specs[role].served_name] if role in specs else list(models[role].endpoints)
-            for role in roles
-        }
+    with serve(list(server_specs(cfg, roles).values()), log_dir=server_log_dir(cfg)) as served:
+        yield role_endpoints(cfg, roles, served)
+
+
+def server_log_dir(cfg: PipelineConfig) -> Path:
+    return cfg.workdir / "logs"
 
 
 @dataclass
@@ -201,8 +216,10 @@ def synthesize_jobs(
     shard_dir: Path,
     *,
     show_progress: bool = True,
+    report: Callable[[str], None] | None = None,
 ):
-    """Run `jobs` (synthesis Jobs) to shards in `shard_dir`; returns the scheduler's RunStats."""
+    """Run `jobs` (synthesis Jobs) to shards in `shard_dir`; returns the scheduler's RunStats.
+    `report` gets a progress line every half minute."""
     import asyncio
 
     from tessy.synthesis.scheduler import run_jobs
@@ -212,7 +229,12 @@ def synthesize_jobs(
     writer = ShardWriter(shard_dir, cfg.synthesis.shard_size)
     return asyncio.run(
         run_jobs(
-            synthesizer, jobs, writer, concurrency=cfg.synthesis.concurrency, show_progress=show_progress
+            synthesizer,
+            jobs,
+            writer,
+            concurrency=cfg.synthesis.concurrency,
+            show_progress=show_progress,
+            report=report,
         )
     )
 

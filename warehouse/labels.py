@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -47,16 +48,29 @@ def save_labels(
         wh.con.execute("INSERT OR REPLACE INTO question_labels SELECT * FROM _labels")
 
 
-def label_summary(wh: Warehouse, filter_version: str) -> dict[str, int]:
+def label_summary(wh: Warehouse, filter_version: str) -> dict[str, Any]:
+    """Labels per class, and how often decided labels agree with the source's own domain where it
+    has one (`code` = contest): a check of the judge against ground truth when the data carries it."""
     row = wh.con.execute(
-        "SELECT count(*) FILTER (is_contest), count(*) FILTER (NOT is_contest),"
-        " count(*) FILTER (is_contest IS NULL) FROM question_labels WHERE filter_version = ?",
+        """
+        SELECT count(*) FILTER (l.is_contest), count(*) FILTER (NOT l.is_contest),
+               count(*) FILTER (l.is_contest IS NULL),
+               count(*) FILTER (l.is_contest IS NOT NULL AND q.domain IS NOT NULL),
+               avg(CASE WHEN q.domain IS NOT NULL THEN (l.is_contest = (q.domain = 'code'))::INT END)
+        FROM question_labels l JOIN questions q USING (question_id) WHERE l.filter_version = ?
+        """,
         [filter_version],
     ).fetchall()[0]
-    return {"contest": row[0], "not_contest": row[1], "undecided": row[2]}
+    return {
+        "contest": row[0],
+        "not_contest": row[1],
+        "undecided": row[2],
+        "with_domain": row[3],
+        "domain_agreement": row[4],
+    }
 
 
-def run_filter(db: Path, run_id: str, judge: Judge, limit: int | None = None) -> dict[str, int]:
+def run_filter(db: Path, run_id: str, judge: Judge, limit: int | None = None) -> dict[str, Any]:
     """Judge every pending question and store the decisions. The warehouse is held only to read the
     pending questions and to write the labels, not while the judge runs."""
     with open_warehouse(db) as wh:

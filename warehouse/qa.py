@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,9 +65,10 @@ class QAOutcome:
     n_metrics: int
 
 
-def run_qa_stage(cfg: PipelineConfig, run_id: str) -> QAOutcome:
+def run_qa_stage(cfg: PipelineConfig, run_id: str, report: Callable[[str], None] | None = None) -> QAOutcome:
     """Score every trace of this config, store the metrics, and write the report and plots under
-    `workdir/qa/<run_id>/`. The warehouse is held only to read the traces and write the metrics."""
+    `workdir/qa/<run_id>/`. The warehouse is held only to read the traces and write the metrics.
+    `report` gets a progress line every half minute."""
     with open_warehouse(cfg.warehouse) as wh:
         frame = trace_frame(wh, cfg)
     if frame.height == 0:
@@ -82,6 +84,7 @@ def run_qa_stage(cfg: PipelineConfig, run_id: str) -> QAOutcome:
         workers=q.workers,
         timeout_s=q.timeout_s,
         memory_mb=q.memory_mb,
+        report=report,
     )
     out = cfg.workdir / "qa" / run_id
     ok = frame.filter(pl.col("status") == "ok")

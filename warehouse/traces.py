@@ -77,3 +77,16 @@ def load_shards(wh: Warehouse, directory: Path, run_id: str) -> dict[str, int]:
             """
         ).fetchall()[0][0]
     return {"traces": new, "spans": spans}
+
+
+def run_summary(wh: Warehouse, run_id: str) -> list[dict[str, object]]:
+    """Per method, the traces a synthesis run loaded: how many, how many failed, their tokens and
+    the teacher's share of them."""
+    return wh.frame(
+        """
+        SELECT method, count(*) AS traces, count(*) FILTER (status <> 'ok') AS failed,
+               sum(n_tokens) AS tokens, sum(n_tokens_teacher) / nullif(sum(n_tokens), 0) AS teacher_share
+        FROM traces WHERE run_id = ? GROUP BY method ORDER BY method
+        """,
+        [run_id],
+    ).to_dicts()

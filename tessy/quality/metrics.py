@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 
+from tessy.progress import Steps
 from tessy.quality.code_exec import extract_code, run_tests
 from tessy.quality.traces import (
     Tests,
@@ -52,7 +53,12 @@ def _pass_rate(answer: str | None, tests: Tests, timeout_s: float, memory_mb: in
 
 
 def pass_rates(
-    frame: pl.DataFrame, *, workers: int = 2, timeout_s: float = 5.0, memory_mb: int = 512
+    frame: pl.DataFrame,
+    *,
+    workers: int = 2,
+    timeout_s: float = 5.0,
+    memory_mb: int = 512,
+    steps: Steps | None = None,
 ) -> pl.DataFrame:
     """(trace_id, pass_rate) for ok traces whose question has tests: the share of tests the answer's
     last code block passes in the sandbox; runs `workers` traces at a time."""
@@ -64,8 +70,16 @@ def pass_rates(
         .iter_rows()
         if (tests := parse_tests(qid, cases)) is not None
     ]
+    steps = steps or Steps("pass rates")
+    steps.begin("code tests, answers", len(jobs))
+
+    def rate(job: tuple[str, str | None, Tests]) -> float:
+        value = _pass_rate(job[1], job[2], timeout_s, memory_mb)
+        steps.advance()
+        return value
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        rates = list(pool.map(lambda job: _pass_rate(job[1], job[2], timeout_s, memory_mb), jobs))
+        rates = list(pool.map(rate, jobs))
     return pl.DataFrame(
         {"trace_id": [j[0] for j in jobs], "pass_rate": rates},
         schema={"trace_id": pl.String, "pass_rate": pl.Float64},
@@ -80,6 +94,7 @@ def trace_metrics(
     timeout_s: float = 5.0,
     memory_mb: int = 512,
     ngram: int = 4,
+    steps: Steps | None = None,
 ) -> pl.DataFrame:
     """Per-trace metrics of the ok traces: token counts, student share, repetition rate of the thinking,
     answer present, and (when `run_code`) the pass rate and solved flag of questions with tests."""
@@ -104,7 +119,7 @@ def trace_metrics(
         ),
     )
     if run_code:
-        rates = pass_rates(ok, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb)
+        rates = pass_rates(ok, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb, steps=steps)
         wide = wide.join(
             rates.select(
                 pl.col("trace_id").alias("subject_id"),

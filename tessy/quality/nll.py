@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from tessy.progress import Steps
 from tessy.quality.traces import ok_traces, require_columns, thinking_of
 from tessy.templates import QWEN3
 
@@ -70,6 +71,7 @@ def student_nll(
     max_length: int = 4096,
     max_batch_tokens: int = 16384,
     chunk: int = 1024,
+    steps: Steps | None = None,
 ) -> pl.DataFrame:
     """Long frame (subject_id=trace_id, metric="student_nll", value) for every ok trace with a
     non-empty thinking, scored on the CPU by the causal LM in `model_dir`."""
@@ -90,10 +92,13 @@ def student_nll(
         ids.append(seq)
         n_prompt.append(n_p)
     values = [0.0] * len(ids)
+    steps = steps or Steps("student NLL")
+    steps.begin("student NLL, traces", len(ids))
     for batch in _batches([len(s) for s in ids], max_batch_tokens):
         nll = _batch_nll(model, [ids[i] for i in batch], [n_prompt[i] for i in batch], pad_id, chunk)
         for i, v in zip(batch, nll, strict=True):
             values[i] = v
+        steps.advance(len(batch))
     return pl.DataFrame(
         {"subject_id": trace_ids, "metric": ["student_nll"] * len(ids), "value": values},
         schema={"subject_id": pl.String, "metric": pl.String, "value": pl.Float64},

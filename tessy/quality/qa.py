@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from tessy.progress import Report, Steps, reporting
 from tessy.quality.metrics import method_metrics, trace_metrics
 from tessy.quality.report import summary_table
 from tessy.quality.similarity import Tfidf, similarity_to_reference, tfidf_vectors
@@ -42,17 +43,24 @@ def run_qa(
     workers: int = 2,
     timeout_s: float = 5.0,
     memory_mb: int = 512,
+    report: Report | None = None,
 ) -> QAResult:
     """QA of a trace frame. `tokenizer` is the student's (transformers, fast); the student NLL is
-    scored only when `student_model_dir` is given."""
-    per_trace = trace_metrics(
-        frame, run_code=run_code, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb
-    )
-    if student_model_dir is not None:
-        from tessy.quality.nll import student_nll  # torch and the model load only when asked for
+    scored only when `student_model_dir` is given. `report` gets a progress line every half minute."""
+    steps = Steps(f"QA of {frame.height} traces")
+    with reporting(report, steps.line):
+        steps.begin("trace metrics")
+        per_trace = trace_metrics(
+            frame, run_code=run_code, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb, steps=steps
+        )
+        if student_model_dir is not None:
+            from tessy.quality.nll import student_nll  # torch and the model load only when asked for
 
-        per_trace = pl.concat([per_trace, student_nll(frame, student_model_dir)])
-    tfidf = tfidf_vectors(frame, tokenizer) if ok_traces(frame).height else None
+            steps.begin("loading the student for its NLL")
+            per_trace = pl.concat([per_trace, student_nll(frame, student_model_dir, steps=steps)])
+        steps.begin("TF-IDF similarity")
+        tfidf = tfidf_vectors(frame, tokenizer) if ok_traces(frame).height else None
+        steps.begin("done")
     similarity = similarity_to_reference(tfidf) if tfidf is not None else {}
     per_method = method_metrics(frame, per_trace, run_id, similarity)
     return QAResult(per_trace, per_method, similarity, tfidf, summary_table(per_method, run_id))

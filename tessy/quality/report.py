@@ -3,6 +3,7 @@ a markdown page with that table, the release gate's failures and links to the pl
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,18 +13,18 @@ import polars as pl
 
 from tessy.quality.expectations import GateResult
 
-# (column in the summary, per-method metric)
+# (column in the summary, per-method metric), what a reader compares first leading
 COLUMNS = (
     ("samples", "n_samples"),
     ("failed", "n_failed"),
-    ("mean_tokens", "n_tokens_mean"),
-    ("median_tokens", "n_tokens_p50"),
+    ("pass_rate", "pass_rate_mean"),
     ("student_share", "student_share_mean"),
     ("similarity_to_student", "similarity_to_student"),
-    ("pass_rate", "pass_rate_mean"),
+    ("mean_tokens", "n_tokens_mean"),
+    ("median_tokens", "n_tokens_p50"),
+    ("student_nll", "student_nll_mean"),
     ("answer_present", "answer_present_mean"),
     ("repetition_rate", "repetition_rate_mean"),
-    ("student_nll", "student_nll_mean"),
 )
 
 
@@ -68,8 +69,10 @@ def markdown_report(
     run_id: str,
     gate: GateResult | None = None,
     relative_to: str | Path | None = None,
+    embed: bool = False,
 ) -> str:
-    """The report as markdown; plot links are relative to `relative_to` (the report's folder) if given."""
+    """The report as markdown; plot links are relative to `relative_to` (the report's folder) if given,
+    or, with `embed`, the PNGs themselves as data URIs (for viewers that cannot reach the files)."""
     parts = [f"# QA report: run `{run_id}`", "", "## Per method", "", markdown_table(summary), ""]
     if gate is not None:
         parts += ["## Release gate", "", f"**{'passed' if gate.success else 'FAILED'}**", ""]
@@ -78,7 +81,12 @@ def markdown_report(
     if plots:
         parts += ["## Plots", ""]
         for path in plots:
-            link = os.path.relpath(path, relative_to) if relative_to is not None else str(path)
-            parts.append(f"![{Path(path).stem}]({link})")
+            parts.append(f"![{Path(path).stem}]({_image_src(Path(path), relative_to, embed)})")
         parts.append("")
     return "\n".join(parts)
+
+
+def _image_src(path: Path, relative_to: str | Path | None, embed: bool) -> str:
+    if embed:
+        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+    return os.path.relpath(path, relative_to) if relative_to is not None else str(path)

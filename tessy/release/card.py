@@ -104,6 +104,11 @@ def render_card(info: CardInfo) -> str:
     return str(DatasetCard(f"---\n{card_data(info).to_yaml()}\n---\n\n{_body(info)}"))
 
 
+def card_markdown(path: str | Path) -> str:
+    """A card's markdown without its YAML metadata block, for viewers that would render that as text."""
+    return DatasetCard.load(Path(path)).text
+
+
 def write_card(folder: str | Path, info: CardInfo) -> Path:
     path = Path(folder) / "README.md"
     path.parent.mkdir(parents=True, exist_ok=True)

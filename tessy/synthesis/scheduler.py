@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tessy.progress import Report, reporting
 from tessy.synthesis.machine import Synthesizer
 from tessy.synthesis.shards import ShardWriter, finished_ids
 
@@ -49,7 +50,10 @@ async def run_jobs(
     *,
     concurrency: int = 64,
     show_progress: bool = True,
+    report: Report | None = None,
 ) -> RunStats:
+    """Run `jobs` not yet in the shards; a rich bar shows progress when `show_progress`, and `report`
+    gets a progress line every half minute (for logs)."""
     done_ids = finished_ids(writer.directory)
     todo = [j for j in jobs if j.trace_id not in done_ids]
     stats = RunStats(skipped=len(done_ids))
@@ -66,6 +70,13 @@ async def run_jobs(
         disable=not show_progress,
     )
     task = progress.add_task("synthesize", total=len(todo), rates="")
+
+    def line() -> str:
+        tokens_per_s = stats.tokens / (time.perf_counter() - start)
+        return (
+            f"synthesized {stats.done}/{len(todo)} samples ({stats.skipped} already in shards), "
+            f"{stats.failed} failed, {tokens_per_s:,.0f} tok/s, teacher share {stats.teacher_share:.0%}"
+        )
 
     async def worker() -> None:
         while not queue.empty():
@@ -85,7 +96,7 @@ async def run_jobs(
                 f"teacher {stats.teacher_share:.0%}  failed {stats.failed}",
             )
 
-    with progress:
+    with progress, reporting(report, line):
         try:
             async with asyncio.TaskGroup() as group:  # one failure cancels the rest
                 for _ in range(min(concurrency, len(todo))):
