@@ -8,7 +8,7 @@ from prefect.tasks import exponential_backoff
 
 from tasks.artifacts import file_link, hub_link
 from tessy.config import PipelineConfig
-from tessy.release.card import card_markdown
+from tessy.release import card_markdown
 from warehouse.db import open_warehouse
 from warehouse.releases import ReleaseOutcome, create_release, next_release_name, publish_release
 

@@ -3,6 +3,7 @@ import yaml
 from flows.ingest import ingest_flow
 from tests.conftest import REPO
 from warehouse.db import open_warehouse
+from warehouse.ingest import ingest_path
 
 
 def test_ingest_flow_runs_every_configured_source(tmp_path, prefect_harness):
@@ -26,3 +27,13 @@ def test_ingest_flow_runs_every_configured_source(tmp_path, prefect_harness):
         reasons = wh.frame("SELECT locator, reason FROM quarantine").to_dicts()
     assert len(run) == 1 and run[0]["status"] == "completed" and run[0]["flow_run_id"]
     assert reasons[0]["locator"].endswith("sample_nemotron.jsonl:4")
+
+
+def test_a_retried_source_adds_no_quarantine_row_twice(tmp_path):
+    """The ingest task retries Hub reads; a second read in the same run must not double the quarantine."""
+    source = str(REPO / "tessy/data/sample_nemotron.jsonl")
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        first = ingest_path(wh, source, "run-1", fmt="nemotron")
+        again = ingest_path(wh, source, "run-1", fmt="nemotron")
+        assert first.quarantined == again.quarantined == 1
+        assert wh.scalar("SELECT count(*) FROM quarantine") == 1

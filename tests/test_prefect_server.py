@@ -153,7 +153,10 @@ def test_deploy_schedule_and_run_a_deployment_on_a_worker(prefect_server: Prefec
     assert server.scheduled_runs("nightly") == []
 
     worker = _started(
-        [PREFECT, "worker", "start", "--pool", "tessy-process"], server.home, server.env, server.home / "w.log"
+        [PREFECT, "worker", "start", "--pool", "tessy-process"],
+        server.home,
+        server.env,
+        server.home / "w.log",
     )
     try:
         start = time.monotonic()

@@ -1,7 +1,9 @@
 """QA metrics, output similarity, student NLL, the Great Expectations gate, plots and the report, on a
 hand-made trace frame whose expected directions are known."""
 
+import base64
 import json
+import re
 
 import matplotlib.image
 import polars as pl
@@ -316,3 +318,7 @@ def test_report(qa, frame, tmp_path):
     assert "| method | samples | failed |" in text
     assert "![lengths](plots/lengths.png)" in text
     assert "**FAILED**" in text and "`status_ok`" in text
+    # Embedded for viewers that cannot reach the worker's files (the Prefect UI): the PNG bytes themselves.
+    embedded = markdown_report(summary, plots, run_id="run-1", embed=True)
+    sources = re.findall(r"!\[lengths\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", embedded)
+    assert len(sources) == 1 and base64.b64decode(sources[0]) == (tmp_path / "plots/lengths.png").read_bytes()

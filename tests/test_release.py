@@ -13,6 +13,7 @@ from huggingface_hub import DatasetCard
 from tessy.release import (
     CardInfo,
     PublishError,
+    card_markdown,
     check_folder,
     content_hash,
     export_release,
@@ -148,6 +149,8 @@ def test_card_has_configs_and_lineage(release):
         "| tessy | 5 | 0.310 |",
     ):
         assert needle in card.text
+    shown = card_markdown(release / "README.md")  # for the Prefect UI: no YAML block to render as text
+    assert shown.lstrip().startswith("# ") and "configs:" not in shown and "micro-teacher" in shown
     assert "parent release: none" in render_card(
         make_card(SimpleNamespace(content_hash="h", n_rows=1), parent_release_id=None)
     )

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from tessy.cli import app
 from tessy.config import load_config
-from tessy.filtering.heuristic import Decision
+from tessy.filtering.heuristic import HEURISTIC_VERSION, Decision
 from tessy.filtering.judges import Judge, heuristic_judge
 from tessy.microworld.problems import export_questions, generate_problems
 from tessy.microworld.traces import make_trace
@@ -20,11 +20,11 @@ from tessy.synthesis.shards import ShardWriter
 from tests.conftest import pipeline_config
 from warehouse.db import open_warehouse
 from warehouse.ingest import ingest_path
-from warehouse.labels import run_filter
+from warehouse.labels import label_summary, run_filter
 from warehouse.predictors import ensure_predictors
 from warehouse.qa import run_qa_stage
 from warehouse.releases import ReleaseBlocked, create_release, diff_releases, publish_release
-from warehouse.traces import load_shards
+from warehouse.traces import load_shards, run_summary
 
 runner = CliRunner()
 
@@ -47,6 +47,10 @@ def test_filter_labels_once_and_asks_again_only_when_undecided(tmp_path, tiny_mo
             " FROM questions q JOIN question_labels l USING (question_id)"
         )
     assert truth.height == 12 and (truth["truth"] == truth["is_contest"]).all()
+    with open_warehouse(cfg.warehouse) as wh:
+        summary = label_summary(wh, HEURISTIC_VERSION)
+    assert (summary["contest"], summary["not_contest"], summary["with_domain"]) == (8, 4, 12)
+    assert summary["domain_agreement"] == 1.0
 
     seen = []
 
@@ -181,6 +185,13 @@ def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
     with pytest.raises(ReleaseBlocked, match="passed QA"):
         create_release(cfg, "too-early", "r0")
     write_traces(cfg)
+    with open_warehouse(cfg.warehouse) as wh:
+        made = run_summary(wh, "run-synth")
+    assert [(r["method"], r["traces"], r["failed"]) for r in made] == [
+        ("student-only", 4, 0),
+        ("tessy", 4, 0),
+    ]
+    assert 0 < made[1]["teacher_share"] < 1 and made[0]["teacher_share"] == 0
     outcome = run_qa_stage(cfg, "qa-1")
     with open_warehouse(cfg.warehouse) as wh:  # run_qa_stage reads the summary of completed qa runs
         wh.con.execute(
