@@ -16,7 +16,7 @@ from tessy.runtime import ROLES, role_endpoints, server_log_dir, server_specs
 
 @task(
     name="start-model-servers",
-    task_run_name="start servers: {roles}",
+    task_run_name="start model servers",
     retries=1,
     retry_delay_seconds=15,
     cache_policy=NO_CACHE,  # a running server is not a result to cache

@@ -16,7 +16,7 @@ from warehouse.predictors import predictors_for
 from warehouse.traces import load_shards, plan_jobs, run_summary
 
 
-@task(task_run_name="plan {methods} (limit {limit})")
+@task(task_run_name="plan jobs (limit {limit})")
 def plan(
     cfg: PipelineConfig, methods: list[str], limit: int | None
 ) -> tuple[list[Job], dict[str, PredictorRef]]:

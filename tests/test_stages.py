@@ -192,6 +192,7 @@ def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
         ("tessy", 4, 0),
     ]
     assert 0 < made[1]["teacher_share"] < 1 and made[0]["teacher_share"] == 0
+    assert all(type(r["tokens"]) is int and type(r["teacher_share"]) is float for r in made)  # plain numbers
     outcome = run_qa_stage(cfg, "qa-1")
     with open_warehouse(cfg.warehouse) as wh:  # run_qa_stage reads the summary of completed qa runs
         wh.con.execute(

@@ -85,7 +85,8 @@ def run_summary(wh: Warehouse, run_id: str) -> list[dict[str, object]]:
     return wh.frame(
         """
         SELECT method, count(*) AS traces, count(*) FILTER (status <> 'ok') AS failed,
-               sum(n_tokens) AS tokens, sum(n_tokens_teacher) / nullif(sum(n_tokens), 0) AS teacher_share
+               sum(n_tokens)::BIGINT AS tokens,
+               sum(n_tokens_teacher)::DOUBLE / nullif(sum(n_tokens), 0) AS teacher_share
         FROM traces WHERE run_id = ? GROUP BY method ORDER BY method
         """,
         [run_id],
