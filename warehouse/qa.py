@@ -63,6 +63,7 @@ class QAOutcome:
     plots: list[Path]
     n_traces: int
     n_metrics: int
+    code_exec: str
 
 
 def run_qa_stage(cfg: PipelineConfig, run_id: str, report: Callable[[str], None] | None = None) -> QAOutcome:
@@ -84,6 +85,7 @@ def run_qa_stage(cfg: PipelineConfig, run_id: str, report: Callable[[str], None]
         workers=q.workers,
         timeout_s=q.timeout_s,
         memory_mb=q.memory_mb,
+        allow_unsafe=q.unsafe_exec,
         report=report,
     )
     out = cfg.workdir / "qa" / run_id
@@ -91,7 +93,9 @@ def run_qa_stage(cfg: PipelineConfig, run_id: str, report: Callable[[str], None]
     plots = write_plots(frame, result.tfidf, out) if ok.height >= MIN_TRACES_FOR_PLOTS else []
     report = out / "report.md"
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(markdown_report(result.summary, plots, run_id=run_id, relative_to=out))
+    report.write_text(
+        markdown_report(result.summary, plots, run_id=run_id, relative_to=out, notes=[result.code_exec])
+    )
     with open_warehouse(cfg.warehouse) as wh:
         n_metrics = save_metrics(wh, result.metrics, run_id)
-    return QAOutcome(result.summary, report, plots, frame.height, n_metrics)
+    return QAOutcome(result.summary, report, plots, frame.height, n_metrics, result.code_exec)

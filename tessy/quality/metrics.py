@@ -40,7 +40,10 @@ def repetition_rate(text: str, n: int = 4) -> float:
     return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
 
 
-def _pass_rate(answer: str | None, tests: Tests, timeout_s: float, memory_mb: int) -> float:
+def _pass_rate(
+    answer: str | None, tests: Tests, timeout_s: float, memory_mb: int, allow_unsafe: bool
+) -> float | None:
+    """The share of tests passed; None when the code could not be run safely."""
     result = run_tests(
         extract_code(answer or ""),
         tests.inputs,
@@ -48,8 +51,9 @@ def _pass_rate(answer: str | None, tests: Tests, timeout_s: float, memory_mb: in
         timeout_s=timeout_s,
         memory_mb=memory_mb,
         stop_on_fail=False,
+        allow_unsafe=allow_unsafe,
     )
-    return result.n_passed / result.n_tests
+    return None if result.status == "not_run" else result.n_passed / result.n_tests
 
 
 def pass_rates(
@@ -59,6 +63,7 @@ def pass_rates(
     timeout_s: float = 5.0,
     memory_mb: int = 512,
     steps: Steps | None = None,
+    allow_unsafe: bool = False,
 ) -> pl.DataFrame:
     """(trace_id, pass_rate) for ok traces whose question has tests: the share of tests the answer's
     last code block passes in the sandbox; runs `workers` traces at a time."""
@@ -73,8 +78,8 @@ def pass_rates(
     steps = steps or Steps("pass rates")
     steps.begin("code tests, answers", len(jobs))
 
-    def rate(job: tuple[str, str | None, Tests]) -> float:
-        value = _pass_rate(job[1], job[2], timeout_s, memory_mb)
+    def rate(job: tuple[str, str | None, Tests]) -> float | None:
+        value = _pass_rate(job[1], job[2], timeout_s, memory_mb, allow_unsafe)
         steps.advance()
         return value
 
@@ -95,6 +100,7 @@ def trace_metrics(
     memory_mb: int = 512,
     ngram: int = 4,
     steps: Steps | None = None,
+    allow_unsafe: bool = False,
 ) -> pl.DataFrame:
     """Per-trace metrics of the ok traces: token counts, student share, repetition rate of the thinking,
     answer present, and (when `run_code`) the pass rate and solved flag of questions with tests."""
@@ -119,7 +125,14 @@ def trace_metrics(
         ),
     )
     if run_code:
-        rates = pass_rates(ok, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb, steps=steps)
+        rates = pass_rates(
+            ok,
+            workers=workers,
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
+            steps=steps,
+            allow_unsafe=allow_unsafe,
+        )
         wide = wide.join(
             rates.select(
                 pl.col("trace_id").alias("subject_id"),

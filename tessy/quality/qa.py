@@ -12,6 +12,7 @@ import polars as pl
 from tessy.progress import Report, Steps, reporting
 from tessy.quality.metrics import method_metrics, trace_metrics
 from tessy.quality.report import summary_table
+from tessy.quality.sandbox import find_sandbox
 from tessy.quality.similarity import Tfidf, similarity_to_reference, tfidf_vectors
 from tessy.quality.traces import ok_traces
 
@@ -26,6 +27,7 @@ class QAResult:
     similarity: dict[str, float]  # method -> mean TF-IDF cosine to student-only on the same questions
     tfidf: Tfidf | None  # None when no trace is ok
     summary: list[dict[str, Any]]
+    code_exec: str  # how (or whether) the answers' code ran, for the report
 
     @property
     def metrics(self) -> pl.DataFrame:
@@ -43,15 +45,24 @@ def run_qa(
     workers: int = 2,
     timeout_s: float = 5.0,
     memory_mb: int = 512,
+    allow_unsafe: bool = False,
     report: Report | None = None,
 ) -> QAResult:
     """QA of a trace frame. `tokenizer` is the student's (transformers, fast); the student NLL is
-    scored only when `student_model_dir` is given. `report` gets a progress line every half minute."""
+    scored only when `student_model_dir` is given. Code runs only in a sandbox, unless `allow_unsafe`.
+    `report` gets a progress line every half minute."""
+    run_code, code_exec = code_exec_mode(run_code, allow_unsafe)
     steps = Steps(f"QA of {frame.height} traces")
     with reporting(report, steps.line):
         steps.begin("trace metrics")
         per_trace = trace_metrics(
-            frame, run_code=run_code, workers=workers, timeout_s=timeout_s, memory_mb=memory_mb, steps=steps
+            frame,
+            run_code=run_code,
+            workers=workers,
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
+            steps=steps,
+            allow_unsafe=allow_unsafe,
         )
         if student_model_dir is not None:
             from tessy.quality.nll import student_nll  # torch and the model load only when asked for
@@ -63,4 +74,21 @@ def run_qa(
         steps.begin("done")
     similarity = similarity_to_reference(tfidf) if tfidf is not None else {}
     per_method = method_metrics(frame, per_trace, run_id, similarity)
-    return QAResult(per_trace, per_method, similarity, tfidf, summary_table(per_method, run_id))
+    summary = summary_table(per_method, run_id)
+    return QAResult(per_trace, per_method, similarity, tfidf, summary, code_exec)
+
+
+def code_exec_mode(run_code: bool, allow_unsafe: bool) -> tuple[bool, str]:
+    """Whether the answers' code runs, and a line saying how: in the sandbox, not at all (no sandbox
+    and no permission to run unisolated), or unisolated because the config allowed it."""
+    if not run_code:
+        return False, "code tests off (qa.run_code: false)"
+    sandbox = find_sandbox()
+    if sandbox.isolated:
+        return True, f"code ran in a bubblewrap sandbox ({sandbox.python})"
+    if allow_unsafe:
+        return True, f"UNSAFE: code ran without isolation (qa.unsafe_exec: true); {sandbox.reason}"
+    return (
+        False,
+        f"code NOT run: {sandbox.reason}; install bubblewrap (or set qa.unsafe_exec on a throwaway machine)",
+    )

@@ -70,10 +70,13 @@ def markdown_report(
     gate: GateResult | None = None,
     relative_to: str | Path | None = None,
     embed: bool = False,
+    notes: Sequence[str] = (),
 ) -> str:
-    """The report as markdown; plot links are relative to `relative_to` (the report's folder) if given,
-    or, with `embed`, the PNGs themselves as data URIs (for viewers that cannot reach the files)."""
-    parts = [f"# QA report: run `{run_id}`", "", "## Per method", "", markdown_table(summary), ""]
+    """The report as markdown, `notes` (how the run was made) first; plot links are relative to
+    `relative_to` (the report's folder) if given, or, with `embed`, the PNGs themselves as data URIs
+    (for viewers that cannot reach the files)."""
+    parts = [f"# QA report: run `{run_id}`", "", *(f"- {note}" for note in notes), ""]
+    parts += ["## Per method", "", markdown_table(summary), ""]
     if gate is not None:
         parts += ["## Release gate", "", f"**{'passed' if gate.success else 'FAILED'}**", ""]
         parts += [f"- `{o.name}`: observed {o.observed}" for o in gate.outcomes if not o.success]
