@@ -304,19 +304,20 @@ def serve(config: ConfigOption = DEFAULT_CONFIG) -> None:
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="a SQL query; the warehouse is opened read-only")],
+    query: Annotated[
+        str, typer.Argument(help="one SQL statement; read-only, no file, network or extension access")
+    ],
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Query the warehouse (read-only)."""
     import duckdb
 
-    from warehouse.db import open_warehouse
+    from warehouse.db import QueryRefused, read_query
 
     try:
-        with open_warehouse(db, read_only=True) as wh:
-            rows = wh.frame(query).to_dicts()
-    except (duckdb.Error, FileNotFoundError) as exc:
+        rows = read_query(db, query).to_dicts()
+    except (duckdb.Error, FileNotFoundError, QueryRefused) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     _print_rows(rows, as_json)

@@ -134,7 +134,11 @@ class QAConfig(_Strict):
 
 
 class ReleaseConfig(_Strict):
-    name_prefix: str = Field(default="tessy", description="nightly releases are named {prefix}-{date}-{n}")
+    name_prefix: str = Field(
+        default="tessy",
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="nightly releases are named {prefix}-{date}-{n}",
+    )
     methods: list[str] = Field(default_factory=lambda: ["tessy"], description="methods a release holds")
     config_name: str = "default"
     max_rows_per_shard: int = Field(default=10_000, ge=1)

@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tessy.cli import app
@@ -63,6 +64,24 @@ def test_sql_is_read_only(db_path: Path):
     result = runner.invoke(app, ["sql", "DELETE FROM questions", "--db", str(db_path)])
     assert result.exit_code == 1
     assert "read-only" in result.output.lower() or "read only" in result.output.lower()
+
+
+@pytest.mark.parametrize(
+    "query, refusal",
+    [
+        ("COPY (SELECT * FROM questions) TO '{out}'", "file system operations"),
+        ("SELECT * FROM read_text('/etc/hostname')", "file system operations"),
+        ("SELECT 1; DELETE FROM questions", "one SQL statement per query, got 2"),
+        ("INSTALL httpfs", "Permission Error"),
+        ("SET enable_external_access = true", "Cannot change configuration option"),
+    ],
+)
+def test_sql_reaches_nothing_outside_the_warehouse(db_path: Path, tmp_path: Path, query: str, refusal: str):
+    runner.invoke(app, ["ingest", SAMPLES[0], "--db", str(db_path)])
+    out = tmp_path / "leak.csv"
+    result = runner.invoke(app, ["sql", query.format(out=out), "--db", str(db_path)])
+    assert result.exit_code == 1 and refusal in " ".join(result.output.split()), result.output
+    assert not out.exists()
 
 
 def test_help_lists_commands():

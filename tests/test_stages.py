@@ -2,6 +2,7 @@
 filter, predictors registry, synthesis resume, QA, releases and publishing."""
 
 import json
+from pathlib import Path
 from random import Random
 
 import polars as pl
@@ -203,6 +204,10 @@ def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
     assert methods["student-only"]["similarity_to_student"] is None or methods["student-only"]["samples"] == 4
     assert outcome.report.exists() and all(p.exists() for p in outcome.plots)
 
+    for bad in ("../x", "/abs", "a/b", ".hidden", "Upper", "a..b", ""):
+        with pytest.raises(ValueError, match="invalid release name"):
+            create_release(cfg, bad, "rel-run")
+    assert not (cfg.workdir / "x").exists() and not Path("/abs").exists()
     first = create_release(cfg, "r1", "rel-run")
     assert first.n_rows == 8 and first.gate.success and first.parent_release_id is None
     with pytest.raises(ValueError, match="immutable"):

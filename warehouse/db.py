@@ -146,6 +146,29 @@ class Warehouse:
         return rows[0][0] if rows else None
 
 
+# Read-only connections (analysts' `tessy sql` among them) reach nothing but the warehouse: no
+# files, no network, no extension installs, and the settings cannot be switched back.
+LOCKED_DOWN = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,
+}
+
+
+class QueryRefused(ValueError):
+    """An analyst's query that is more than one statement."""
+
+
+def read_query(path: Path | str | None, sql: str) -> pl.DataFrame:
+    """One statement against a read-only, locked-down connection (the engine refuses writes, file and
+    network access itself)."""
+    if (n := len(duckdb.extract_statements(sql))) != 1:
+        raise QueryRefused(f"one SQL statement per query, got {n}")
+    with open_warehouse(path, read_only=True) as wh:
+        return wh.frame(sql)
+
+
 @contextmanager
 def open_warehouse(path: Path | str | None = None, *, read_only: bool = False) -> Iterator[Warehouse]:
     """Open (creating and migrating when writable) the warehouse at `path`."""
@@ -153,7 +176,7 @@ def open_warehouse(path: Path | str | None = None, *, read_only: bool = False) -
     if read_only:
         if not path.exists():
             raise FileNotFoundError(f"no warehouse at {path}: run `tessy ingest` first or pass --db")
-        con = duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=True, config=LOCKED_DOWN)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(str(path))

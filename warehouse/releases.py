@@ -16,6 +16,7 @@ from tessy.hashing import sha256_text
 from tessy.quality.expectations import GateConfig, GateResult, validate_release
 from tessy.release.card import CardInfo, write_card
 from tessy.release.export import export_release
+from tessy.release.names import checked_release_name
 from tessy.release.publish import PublishResult, publish
 from tessy.runtime import served_name
 from warehouse.db import Warehouse, code_version, open_warehouse, registered, transaction
@@ -67,7 +68,7 @@ def candidate_frame(wh: Warehouse, cfg: PipelineConfig) -> pl.DataFrame:
 
 def create_release(cfg: PipelineConfig, name: str, run_id: str) -> ReleaseOutcome:
     """Gate, export and record release `name`; its parent is the newest release before it."""
-    folder = cfg.workdir / "releases" / name
+    folder = cfg.workdir / "releases" / checked_release_name(name)
     with open_warehouse(cfg.warehouse) as wh:
         if wh.scalar("SELECT count(*) FROM releases WHERE name = ?", [name]):
             raise ValueError(f"release {name!r} exists; releases are immutable, pick another name")
