@@ -169,3 +169,11 @@ def test_secrets_in_our_environment_are_out_of_reach(monkeypatch):
 def test_two_gigabytes_of_memory_are_refused():
     result = run_tests("x = bytearray(2 * 1024 ** 3)\nprint(len(x))\n", ["\n"], ["\n"], memory_mb=512)
     assert result.status == "runtime_error" and "MemoryError" in result.detail
+
+
+@attack
+def test_many_runs_in_a_row_all_run():
+    """Each run's sandbox init lingers as a zombie until the system reaps it; runs must not inherit them
+    as processes counted against their own limit (seen as "bwrap: Can't fork" on the 6th run)."""
+    results = [run_tests("print(input())", ["a\n"] * 10, ["a\n"] * 10, stop_on_fail=False) for _ in range(8)]
+    assert all(r.passed for r in results), [r.detail for r in results if not r.passed][:1]

@@ -5,6 +5,7 @@ loopback port and logs to a file; we stop exactly those groups, also on Ctrl-C o
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
 import re
@@ -21,6 +22,7 @@ import httpx
 
 # Looked up in this order: $TESSY_VLLM_PYTHON, ./.venv-vllm, the checkout's .venv-vllm.
 VLLM_PYTHON_ENV = "TESSY_VLLM_PYTHON"
+PR_SET_PDEATHSIG = 1  # prctl(2)
 _CHECKOUT = Path(__file__).resolve().parents[2]
 
 
@@ -201,10 +203,19 @@ def launch(
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,  # own process group: we can stop it and only it
+            preexec_fn=_die_with_parent,
         )
     if spec.nice:
         _lower_autogroup(process.pid, spec.nice)
     return Server(spec, replica, port, log_path, process)
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before exec: SIGTERM it when the process (strictly, the thread) that
+    started it dies, even by SIGKILL, so a killed flow leaves no server holding GPUs. vLLM's API
+    server stops its engine processes on SIGTERM. Linux only; elsewhere a no-op."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _lower_autogroup(pid: int, nice: int) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tessy.quality.sandbox import ENV, Sandbox, command, find_sandbox, limits, prepare
+from tessy.quality.sandbox import ENV, Sandbox, command, find_sandbox, limits, prepare, sandbox_uid
 
 Status = Literal["passed", "wrong_answer", "timeout", "runtime_error", "no_code", "not_run"]
 
@@ -73,10 +73,11 @@ def run_tests(
     n_passed, first_failure = 0, None
     with tempfile.TemporaryDirectory(prefix="tessy-exec-") as tmp:
         folder = Path(tmp)
-        prepare(folder)
+        uid = sandbox_uid() if sandbox.isolated else None
+        prepare(folder, uid)
         (folder / "main.py").write_text(code)
         for stdin, expected in zip(inputs, outputs, strict=True):
-            status, detail = _run_one(sandbox, folder, stdin, expected, timeout_s, memory_mb)
+            status, detail = _run_one(sandbox, folder, uid, stdin, expected, timeout_s, memory_mb)
             if status == "passed":
                 n_passed += 1
                 continue
@@ -89,7 +90,13 @@ def run_tests(
 
 
 def _run_one(
-    sandbox: Sandbox, folder: Path, stdin: str, expected: str, timeout_s: float, memory_mb: int
+    sandbox: Sandbox,
+    folder: Path,
+    uid: int | None,
+    stdin: str,
+    expected: str,
+    timeout_s: float,
+    memory_mb: int,
 ) -> tuple[Status, str]:
     argv = command(sandbox, folder, [sandbox.python, "-I", "-S", "main.py"])
     proc = subprocess.Popen(
@@ -101,7 +108,7 @@ def _run_one(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, so a timeout kills any children too
-        preexec_fn=limits(int(timeout_s) + 1, memory_mb, drop_root=sandbox.isolated and os.geteuid() == 0),
+        preexec_fn=limits(int(timeout_s) + 1, memory_mb, uid),
     )
     try:
         out, err = proc.communicate(stdin, timeout=timeout_s)

@@ -1,7 +1,9 @@
 """Isolation for model-written code, with bubblewrap (`bwrap`): its own PID, mount, network, IPC and
 UTS namespaces, a read-only view of the system directories and the interpreter, one writable folder,
-and no environment. Run as root, the code also runs as `nobody`, so it can signal no process of
-ours and its process count limit holds (the kernel does not count root's processes against it).
+and no environment. Run as root, the code also runs as an unprivileged uid of its own, so it can
+signal no process of ours and its process-count limit holds (the kernel does not count root's
+processes against it). A fresh uid per run, because bwrap's namespace init outlives each run as a
+zombie until the system's init reaps it, and those would count against the next run's limit.
 
 Where bwrap cannot run, `find_sandbox` says why; code_exec then runs nothing unless unsafe execution
 was asked for explicitly.
@@ -10,17 +12,20 @@ was asked for explicitly.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-NOBODY = 65534
+FIRST_UID = 200_000  # sandbox uids: above any real account, not in /etc/passwd
+N_UIDS = 50_000
 INSIDE = "/sandbox"  # where the writable folder appears inside the sandbox
 MAX_PROCESSES = 32  # threads count too; contest code needs one
 SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/etc/alternatives")
@@ -79,8 +84,21 @@ def command(sandbox: Sandbox, folder: Path, argv: list[str]) -> list[str]:
     ]  # fmt: skip
 
 
-def limits(cpu_s: int, memory_mb: int, *, drop_root: bool) -> Callable[[], None]:
-    """The child's set-up before exec: resource limits, then (as root) the switch to nobody."""
+_uids = itertools.count()
+_uids_lock = threading.Lock()
+
+
+def sandbox_uid() -> int | None:
+    """A uid for one run, unused by recent runs (None unless we are root and can switch)."""
+    if os.geteuid() != 0:
+        return None
+    with _uids_lock:
+        n = next(_uids)
+    return FIRST_UID + (os.getpid() * 1_000 + n) % N_UIDS
+
+
+def limits(cpu_s: int, memory_mb: int, uid: int | None) -> Callable[[], None]:
+    """The child's set-up before exec: resource limits, then the switch to `uid` (when given)."""
 
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
@@ -88,32 +106,29 @@ def limits(cpu_s: int, memory_mb: int, *, drop_root: bool) -> Callable[[], None]
         resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES, MAX_PROCESSES))
-        if drop_root:
+        if uid is not None:
             os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
+            os.setgid(uid)
+            os.setuid(uid)
 
     return apply
 
 
-def prepare(folder: Path) -> None:
-    """Let the sandbox user write its folder (and nothing else)."""
-    if os.geteuid() == 0:
-        os.chown(folder, NOBODY, NOBODY)
+def prepare(folder: Path, uid: int | None) -> None:
+    """Let the sandbox's uid write its folder (and nothing else)."""
+    if uid is not None:
+        os.chown(folder, uid, uid)
 
 
 def _works(sandbox: Sandbox) -> str:
     """ "" when the sandbox runs the interpreter, otherwise what went wrong."""
     with tempfile.TemporaryDirectory(prefix="tessy-probe-") as tmp:
-        prepare(Path(tmp))
+        uid = sandbox_uid()
+        prepare(Path(tmp), uid)
         argv = command(sandbox, Path(tmp), [sandbox.python, "-I", "-S", "-c", "import json"])
         try:
             done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=30,
-                preexec_fn=limits(5, 512, drop_root=os.geteuid() == 0),
+                argv, capture_output=True, text=True, timeout=30, preexec_fn=limits(5, 512, uid)
             )
         except (OSError, subprocess.SubprocessError) as e:
             return f"{type(e).__name__}: {e}"

@@ -7,6 +7,8 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -151,3 +153,46 @@ def test_server_that_dies_during_start_reports_its_log(tmp_path: Path) -> None:
     assert "no-such-architecture" in str(err.value)  # the log tail names the cause
     assert time.monotonic() - started < 120
     assert not any(s.alive() for s in group.servers)
+
+
+def test_servers_die_with_a_killed_parent(model_dir: Path, tmp_path: Path) -> None:
+    """A flow killed with SIGKILL cannot stop its servers; they must stop themselves (within 30 s)."""
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from tessy.engines.servers import ServerGroup, ServerSpec\n"
+            "spec = ServerSpec(Path(sys.argv[1]), max_model_len=256)\n"
+            "group = ServerGroup([spec], log_dir=Path(sys.argv[2]))\n"
+            "group.start()\n"
+            "print(*(s.process.pid for s in group.servers), flush=True)\n"
+            "time.sleep(600)\n",
+            str(model_dir),
+            str(tmp_path / "logs"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        leaders = [int(pid) for pid in parent.stdout.readline().split()]
+        assert leaders, "the servers did not start"
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_group_alive(pid) for pid in leaders):
+        time.sleep(0.5)
+    left = [pid for pid in leaders if _group_alive(pid)]
+    for pid in left:
+        os.killpg(pid, signal.SIGKILL)
+    assert not left, "vLLM processes outlived their killed parent by 30 s"
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
