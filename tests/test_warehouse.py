@@ -1,7 +1,14 @@
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import duckdb
 import pytest
 
-from warehouse.db import migrate, migrations, open_warehouse
+from tests.conftest import REPO
+from warehouse.db import WarehouseBusy, migrate, migrations, open_warehouse, read_query
 
 DESIGN_TABLES = {
     "schema_migrations",
@@ -69,3 +76,58 @@ def test_read_only_connection_rejects_writes(db_path):
     with open_warehouse(db_path, read_only=True) as wh:
         with pytest.raises(duckdb.Error):
             wh.con.execute("DELETE FROM runs")
+
+
+def _holder(db, seconds: float) -> subprocess.Popen:
+    """Another process holding the warehouse writable for `seconds` (a stage's load, say)."""
+    code = (
+        f"import duckdb, time\ncon = duckdb.connect({str(db)!r})\n"
+        f"print('held', flush=True)\ntime.sleep({seconds})\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_readers_and_writers_wait_their_turn(db_path):
+    with open_warehouse(db_path) as wh:
+        wh.con.execute("CREATE TABLE probe AS SELECT 999 AS version")
+    holder = _holder(db_path, 1.5)
+    start = time.monotonic()
+    assert read_query(db_path, "SELECT count(*) AS n FROM probe WHERE version = 999")["n"][0] == 1
+    with open_warehouse(db_path) as wh:  # and a writer after it
+        wh.con.execute("DROP TABLE probe")
+    assert time.monotonic() - start > 0.5  # it did wait
+    holder.wait()
+
+
+def test_a_holder_that_stays_is_named_after_the_wait(db_path):
+    open_warehouse(db_path).__enter__().con.close()
+    holder = _holder(db_path, 10)
+    try:
+        with pytest.raises(WarehouseBusy, match=rf"still held by .*\(PID {holder.pid}\) after 1 s"):
+            with open_warehouse(db_path, wait_s=1):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_two_ingests_at_once_both_complete(tmp_path):
+    db = tmp_path / "wh.duckdb"
+    sources = [
+        REPO / "tessy/data/sample_openthoughts_metadata.jsonl",
+        REPO / "tessy/data/sample_nemotron.jsonl",
+    ]
+    tessy = Path(sys.executable).parent / "tessy"
+    runs = [
+        subprocess.Popen(
+            [str(tessy), "ingest", str(src), "--db", str(db), "--json"], stdout=subprocess.PIPE, text=True
+        )
+        for src in sources
+    ]
+    outputs = [json.loads(run.communicate(timeout=300)[0].strip().splitlines()[-1])[0] for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+    with open_warehouse(db, read_only=True) as wh:
+        assert wh.scalar("SELECT count(*) FROM questions") == sum(o["ingested"] for o in outputs) == 12
+        assert wh.scalar("SELECT count(*) FROM runs WHERE status = 'completed'") == 2

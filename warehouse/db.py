@@ -1,7 +1,8 @@
 """The one module that talks to the DuckDB warehouse.
 
-DuckDB allows one writer process at a time: flows and the CLI open it writable only for the short
-span of a load; readers (`tessy sql`, reports) open it read-only.
+DuckDB allows one writer process at a time, and a writer excludes readers: flows and the CLI open it
+writable only for the short span of a load, readers (`tessy sql`, reports) open it read-only, and
+both wait their turn (`TESSY_DB_WAIT_S`) instead of failing when another process holds it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -169,17 +171,50 @@ def read_query(path: Path | str | None, sql: str) -> pl.DataFrame:
         return wh.frame(sql)
 
 
+class WarehouseBusy(RuntimeError):
+    """Another process held the warehouse for longer than we were willing to wait."""
+
+
+def lock_wait_s() -> float:
+    """How long to wait for another process's hold on the warehouse: `TESSY_DB_WAIT_S`, default 600."""
+    return float(os.environ.get("TESSY_DB_WAIT_S") or 600)
+
+
+def _connect(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """Connect, waiting our turn while another process holds the file: DuckDB allows one writer
+    process, and a writer excludes readers, but every stage holds it only for short reads and writes."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            if read_only:
+                return duckdb.connect(str(path), read_only=True, config=LOCKED_DOWN)
+            return duckdb.connect(str(path))
+        except duckdb.IOException as e:
+            if "Could not set lock" not in str(e):
+                raise
+            if time.monotonic() + delay > deadline:
+                holder = m.group(1) if (m := re.search(r"held in (.*?)\. See", str(e))) else "another process"
+                raise WarehouseBusy(f"warehouse {path} still held by {holder} after {wait_s:.0f} s") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 @contextmanager
-def open_warehouse(path: Path | str | None = None, *, read_only: bool = False) -> Iterator[Warehouse]:
-    """Open (creating and migrating when writable) the warehouse at `path`."""
+def open_warehouse(
+    path: Path | str | None = None, *, read_only: bool = False, wait_s: float | None = None
+) -> Iterator[Warehouse]:
+    """Open (creating and migrating when writable) the warehouse at `path`, waiting up to `wait_s`
+    (default `lock_wait_s()`) while another process holds it."""
     path = Path(path) if path else default_db_path()
+    wait_s = lock_wait_s() if wait_s is None else wait_s
     if read_only:
         if not path.exists():
             raise FileNotFoundError(f"no warehouse at {path}: run `tessy ingest` first or pass --db")
-        con = duckdb.connect(str(path), read_only=True, config=LOCKED_DOWN)
+        con = _connect(path, True, wait_s)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path))
+        con = _connect(path, False, wait_s)
         migrate(con)
     try:
         yield Warehouse(con, path)
