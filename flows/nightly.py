@@ -58,7 +58,7 @@ def main(config: Annotated[Path, typer.Argument(help="pipeline YAML")] = Path("c
     for row in result["qa"]["summary"]:
         table.add_row(*(_cell(row.get(c)) for c in columns))
     console.print(table)
-    console.print(f"release:   {result['release']['folder']}")
+    console.print(f"release:   {result['release']['folder'] or 'none: no new rows since the newest release'}")
     console.print(f"report:    {result['qa']['report']}")
     console.print(f"warehouse: {cfg.warehouse}  (query it: tessy sql --db {cfg.warehouse} 'SELECT ...')")
 

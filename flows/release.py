@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from prefect import flow
 
-from tasks.release import make_release, publish
+from tasks.release import make_release, publish, unpublished_releases
 from tasks.runs import recorded_run, run_name
 from tessy.config import load_config
 from tessy.preflight import ensure_ready
@@ -16,8 +16,10 @@ from tessy.preflight import ensure_ready
 @flow(name="release", flow_run_name=run_name, log_prints=True)
 def release_flow(config_path: Path = Path("configs/demo.yaml"), name: str | None = None) -> dict[str, Any]:
     """Gate this config's traces that passed QA with Great Expectations, export them as an immutable
-    release (Parquet + dataset card) and record it in `releases`; publish it to the Hub when the
-    config names `release.hub_repo` (HF_TOKEN from the environment).
+    release (Parquet + dataset card) and record it in `releases`; a nightly (unnamed) release is made
+    only when its rows changed. When the config names `release.hub_repo` (HF_TOKEN from the
+    environment), publish every release not yet there, a failed upload of an earlier night included,
+    each tagged with its name.
 
     Args:
         config_path: pipeline YAML, relative to the repository root.
@@ -27,13 +29,19 @@ def release_flow(config_path: Path = Path("configs/demo.yaml"), name: str | None
     ensure_ready(cfg, config_path=config_path)
     with recorded_run(cfg.warehouse, "release", cfg.public_dict()) as run:
         outcome = make_release(cfg, run.run_id, name)
-        run.stats = {"release": outcome.name, "rows": outcome.n_rows, "content_hash": outcome.content_hash}
-        if cfg.release.hub_repo:
-            run.stats["hub_revision"] = publish(
-                cfg.warehouse, outcome.name, cfg.release.hub_repo, cfg.release.private
-            )
-    print(f"release {outcome.name}: {outcome.n_rows} rows in {outcome.folder}")
-    return {"run_id": run.run_id, "folder": str(outcome.folder), **run.stats}
+        if outcome is not None:
+            run.stats = {
+                "release": outcome.name,
+                "rows": outcome.n_rows,
+                "content_hash": outcome.content_hash,
+            }
+        if repo := cfg.release.hub_repo:
+            run.stats["published"] = {
+                release: publish(cfg.warehouse, release, repo, cfg.release.private)
+                for release in unpublished_releases(cfg.warehouse, repo)
+            }
+    print(f"release: {run.stats or 'no new rows, no release'}")
+    return {"run_id": run.run_id, "folder": str(outcome.folder) if outcome else None, **run.stats}
 
 
 def main(

@@ -149,6 +149,7 @@ def test_card_has_configs_and_lineage(release):
         "| tessy | 5 | 0.310 |",
     ):
         assert needle in card.text
+    assert "run-1" not in card.text  # only allow-listed manifest fields are published
     shown = card_markdown(release / "README.md")  # for the Prefect UI: no YAML block to render as text
     assert shown.lstrip().startswith("# ") and "configs:" not in shown and "micro-teacher" in shown
     assert "parent release: none" in render_card(

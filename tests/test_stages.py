@@ -24,7 +24,14 @@ from warehouse.ingest import ingest_path
 from warehouse.labels import label_summary, run_filter
 from warehouse.predictors import ensure_predictors
 from warehouse.qa import run_qa_stage
-from warehouse.releases import ReleaseBlocked, create_release, diff_releases, publish_release
+from warehouse.releases import (
+    ReleaseBlocked,
+    ReleaseTampered,
+    create_release,
+    diff_releases,
+    publish_release,
+    unpublished,
+)
 from warehouse.traces import load_shards, run_summary
 
 runner = CliRunner()
@@ -173,7 +180,11 @@ class FakeHub:
 
     def upload_folder(self, **kwargs):
         self.calls.append(("upload_folder", kwargs["repo_id"]))
+        self.uploaded = sorted(kwargs["allow_patterns"])
         return type("Commit", (), {"oid": "abc123"})()
+
+    def create_tag(self, repo_id, *, tag, revision, **kwargs):
+        self.calls.append(("create_tag", tag, revision))
 
 
 def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
@@ -221,13 +232,27 @@ def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
         diff = diff_releases(wh, "r1", "r2")
     assert diff["same_content"] and sum(r["kept"] for r in diff["by_method"]) == 8
 
+    # A nightly (unnamed) release with the same rows as the newest one is not made.
+    assert create_release(cfg, "r3", "rel-run", if_changed=True) is None
+    assert not (cfg.workdir / "releases" / "r3").exists()
+
     hub = FakeHub()
+    (second.folder / "data/default/stray.parquet").write_bytes(b"left over")  # not the release's: not sent
     result = publish_release(cfg.warehouse, "r2", "org/set", client=hub)
-    assert (
-        hub.calls == [("create_repo", "org/set"), ("upload_folder", "org/set")]
-        and result.revision == "abc123"
-    )
+    assert hub.calls == [
+        ("create_repo", "org/set"),
+        ("upload_folder", "org/set"),
+        ("create_tag", "r2", "abc123"),
+    ]
+    assert result.revision == "abc123" and "data/default/stray.parquet" not in hub.uploaded
     with open_warehouse(cfg.warehouse) as wh:
-        assert wh.frame("SELECT hub_repo, hub_revision FROM releases WHERE name = 'r2'").rows() == [
-            ("org/set", "abc123")
+        assert wh.frame("SELECT hub_repo, hub_revision, tag FROM release_publications").rows() == [
+            ("org/set", "abc123", "r2")
         ]
+        assert unpublished(wh, "org/set") == ["r1"]  # the next night publishes it
+
+    shard = next((first.folder / "data/default").glob("train-*.parquet"))
+    tampered = pl.read_parquet(shard).with_columns(text=pl.lit("something else"))
+    tampered.write_parquet(shard)
+    with pytest.raises(ReleaseTampered, match="not published"):
+        publish_release(cfg.warehouse, "r1", "org/set", client=FakeHub())

@@ -12,10 +12,10 @@ from typing import Any
 import polars as pl
 
 from tessy.config import PipelineConfig
-from tessy.hashing import sha256_text
+from tessy.hashing import config_hash, sha256_text
 from tessy.quality.expectations import GateConfig, GateResult, validate_release
 from tessy.release.card import CardInfo, write_card
-from tessy.release.export import export_release
+from tessy.release.export import content_hash, export_release, release_rows
 from tessy.release.names import checked_release_name
 from tessy.release.publish import PublishResult, publish
 from tessy.runtime import served_name
@@ -46,6 +46,10 @@ class ReleaseBlocked(RuntimeError):
     """The release candidate failed its expectation suite; nothing was released."""
 
 
+class ReleaseTampered(RuntimeError):
+    """A release's files no longer match its recorded content hash."""
+
+
 @dataclass
 class ReleaseOutcome:
     release_id: str
@@ -66,19 +70,27 @@ def candidate_frame(wh: Warehouse, cfg: PipelineConfig) -> pl.DataFrame:
     return frame.join(passed, on="trace_id", how="semi")
 
 
-def create_release(cfg: PipelineConfig, name: str, run_id: str) -> ReleaseOutcome:
-    """Gate, export and record release `name`; its parent is the newest release before it."""
+def create_release(
+    cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = False
+) -> ReleaseOutcome | None:
+    """Gate, export and record release `name`; its parent is the newest release before it. With
+    `if_changed` (the nightly), nothing is made (None) when the rows are those of that parent."""
     folder = cfg.workdir / "releases" / checked_release_name(name)
     with open_warehouse(cfg.warehouse) as wh:
         if wh.scalar("SELECT count(*) FROM releases WHERE name = ?", [name]):
             raise ValueError(f"release {name!r} exists; releases are immutable, pick another name")
         frame = candidate_frame(wh, cfg)
-        parent = wh.scalar("SELECT release_id FROM releases ORDER BY created_at DESC LIMIT 1")
+        newest = wh.con.execute(
+            "SELECT release_id, content_hash FROM releases ORDER BY created_at DESC LIMIT 1"
+        ).fetchall()
         metrics = latest_summary(wh)
     if frame.height == 0:
         raise ReleaseBlocked(
             f"no {'/'.join(cfg.release.methods)} trace of this config passed QA (finished, with an answer)"
         )
+    parent, parent_hash = newest[0] if newest else (None, None)
+    if if_changed and content_hash(release_rows(frame.select(RELEASE_COLUMNS))) == parent_hash:
+        return None
     gate = validate_release(frame, GateConfig(methods=tuple(cfg.release.methods)))
     folder.mkdir(parents=True, exist_ok=True)
     (folder.parent / f"{name}.validation.json").write_text(json.dumps(gate.raw, indent=1, default=str))
@@ -101,6 +113,8 @@ def create_release(cfg: PipelineConfig, name: str, run_id: str) -> ReleaseOutcom
         "predictor_ids": predictor_ids,
         "methods": sorted(frame["method"].unique().to_list()),
         "code_version": code_version(),
+        "config_hash": config_hash(cfg.public_dict()),
+        "synthesis": cfg.synthesis.identity(),
         "metrics": metrics,
         "files": [str(f) for f in export.files],
         "folder": str(folder),
@@ -189,20 +203,55 @@ def publish_release(
     private: bool = True,
     client: Any = None,
 ) -> PublishResult:
-    """Upload a release's folder to a Hub dataset repo and record the commit on the release. The token
-    is read from HF_TOKEN by the publisher and never passes through here."""
+    """Upload a release's files to a Hub dataset repo, tag the commit with the release name and record
+    the publication. The files are re-hashed first: a release whose files no longer give its content
+    hash is refused. The token is read from HF_TOKEN by the publisher and never passes through here."""
     with open_warehouse(db) as wh:
-        manifest = wh.scalar("SELECT manifest_json FROM releases WHERE name = ?", [name])
-    if manifest is None:
+        row = wh.con.execute(
+            "SELECT release_id, content_hash, manifest_json FROM releases WHERE name = ?", [name]
+        ).fetchall()
+    if not row:
         raise ValueError(f"no release named {name!r}")
-    folder = Path(json.loads(manifest)["folder"])
+    release_id, expected, manifest_json = row[0]
+    manifest = json.loads(manifest_json)
+    folder = Path(manifest["folder"])
+    if (found := files_hash(folder, manifest["files"])) != expected:
+        raise ReleaseTampered(
+            f"release {name!r}: its files in {folder} hash to {found[:12] or 'nothing'}, not {expected[:12]};"
+            " not published"
+        )
     result = publish(
-        folder, repo_id, dry_run=dry_run, private=private, client=client, commit_message=f"Release {name}"
+        folder,
+        repo_id,
+        dry_run=dry_run,
+        private=private,
+        client=client,
+        commit_message=f"Release {name}",
+        only=manifest["files"],
+        tag=name,
     )
     if not dry_run:
         with open_warehouse(db) as wh:
             wh.con.execute(
-                "UPDATE releases SET hub_repo = ?, hub_revision = ? WHERE name = ?",
-                [repo_id, result.revision, name],
+                "INSERT OR REPLACE INTO release_publications VALUES (?, ?, ?, ?, ?)",
+                [release_id, repo_id, result.revision, name, datetime.now(UTC).replace(tzinfo=None)],
             )
     return result
+
+
+def files_hash(folder: Path, files: list[str]) -> str:
+    """The content hash of a release's Parquet files as they are on disk now ("" when one is missing)."""
+    try:
+        return content_hash(pl.concat([pl.read_parquet(folder / f) for f in files]))
+    except (OSError, pl.exceptions.PolarsError):
+        return ""
+
+
+def unpublished(wh: Warehouse, repo_id: str) -> list[str]:
+    """Releases not yet published to `repo_id`, oldest first: a failed upload is retried next night."""
+    rows = wh.con.execute(
+        "SELECT name FROM releases r WHERE NOT EXISTS (SELECT 1 FROM release_publications p"
+        " WHERE p.release_id = r.release_id AND p.hub_repo = ?) ORDER BY created_at",
+        [repo_id],
+    ).fetchall()
+    return [r[0] for r in rows]

@@ -13,6 +13,19 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from tessy.quality.report import markdown_table
 
 TAGS = ("tessy", "synthetic", "reasoning", "sft", "code")
+# What a published card shows of a release's manifest; never the config itself, whose endpoints,
+# paths and hosts are internal.
+PUBLIC_MANIFEST = (
+    "code_version",
+    "config_hash",
+    "files",
+    "methods",
+    "metrics",
+    "predictor_ids",
+    "student_model",
+    "synthesis",
+    "teacher_model",
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +106,7 @@ def _body(info: CardInfo) -> str:
             "## Manifest",
             "",
             "```json",
-            json.dumps(info.manifest, indent=2, sort_keys=True, default=str),
+            json.dumps(public_manifest(info.manifest), indent=2, sort_keys=True, default=str),
             "```",
             "",
         ]
@@ -102,6 +115,10 @@ def _body(info: CardInfo) -> str:
 
 def render_card(info: CardInfo) -> str:
     return str(DatasetCard(f"---\n{card_data(info).to_yaml()}\n---\n\n{_body(info)}"))
+
+
+def public_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {k: manifest[k] for k in PUBLIC_MANIFEST if k in manifest}
 
 
 def card_markdown(path: str | Path) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,14 +58,21 @@ def _parquet_contains(path: Path, needle: str) -> bool:
     return any(hits.row(0)) if hits.width else False
 
 
-def check_folder(folder: str | Path, token: str | None = None) -> list[str]:
-    """The folder's files if it is ready to publish: a card whose `configs` each match Parquet files,
-    every Parquet file readable, and (given a token) no file holding the token. Raises ValueError."""
+def check_folder(
+    folder: str | Path, token: str | None = None, only: Sequence[str] | None = None
+) -> list[str]:
+    """The files to publish if they are ready: a card whose `configs` each match Parquet files, every
+    Parquet file readable, and (given a token) no file holding the token. Raises ValueError. The files
+    are the folder's, or `only` these (and the card), which must all be there."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder")
     files = release_files(folder)
     problems = []
+    if only is not None:
+        wanted = {"README.md", *only}
+        problems += [f"{f} is missing" for f in sorted(wanted - set(files))]
+        files = sorted(wanted & set(files))
     if "README.md" not in files:
         problems.append("no dataset card README.md")
     else:
@@ -111,13 +119,16 @@ def publish(
     dry_run: bool = False,
     private: bool = True,
     commit_message: str | None = None,
+    only: Sequence[str] | None = None,
+    tag: str | None = None,
 ) -> PublishResult:
     """Check the folder, create the dataset repo if needed and upload the folder in one commit, which
-    also deletes data files of an earlier release that this one does not have. `client` defaults to
-    huggingface_hub's HfApi; a dry run only checks."""
+    also deletes data files of an earlier release that this one does not have; then tag that commit
+    with `tag`, so the release stays loadable by name. `only`: upload just these files (and the card),
+    which must be in the folder. `client` defaults to huggingface_hub's HfApi; a dry run only checks."""
     token = token or os.environ.get("HF_TOKEN") or None
     folder = Path(folder)
-    files = check_folder(folder, token)
+    files = check_folder(folder, token, only)
     if dry_run:
         return PublishResult(repo_id, None, files, dry_run=True)
     if client is None:
@@ -136,6 +147,10 @@ def publish(
             delete_patterns=["data/**"],
             token=token,
         )
+        if tag:
+            client.create_tag(
+                repo_id, tag=tag, revision=commit.oid, repo_type="dataset", token=token, exist_ok=True
+            )
     except Exception as e:  # noqa: BLE001 - any client failure becomes one masked PublishError
         error = f"{type(e).__name__}: {_masked(str(e), token)}"
     if error is not None:
