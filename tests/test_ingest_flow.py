@@ -29,11 +29,13 @@ def test_ingest_flow_runs_every_configured_source(tmp_path, prefect_harness):
     assert reasons[0]["locator"].endswith("sample_nemotron.jsonl:4")
 
 
-def test_a_retried_source_adds_no_quarantine_row_twice(tmp_path):
-    """The ingest task retries Hub reads; a second read in the same run must not double the quarantine."""
+def test_a_bad_row_is_quarantined_once(tmp_path):
+    """The ingest task retries Hub reads, and every night re-reads its sources: neither may add a
+    quarantine row that is there already (same source and locator)."""
     source = str(REPO / "tessy/data/sample_nemotron.jsonl")
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
         first = ingest_path(wh, source, "run-1", fmt="nemotron")
-        again = ingest_path(wh, source, "run-1", fmt="nemotron")
-        assert first.quarantined == again.quarantined == 1
+        retried = ingest_path(wh, source, "run-1", fmt="nemotron")
+        next_night = ingest_path(wh, source, "run-2", fmt="nemotron")
+        assert first.quarantined == retried.quarantined == next_night.quarantined == 1
         assert wh.scalar("SELECT count(*) FROM quarantine") == 1

@@ -1,4 +1,5 @@
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -131,3 +132,19 @@ def test_two_ingests_at_once_both_complete(tmp_path):
     with open_warehouse(db, read_only=True) as wh:
         assert wh.scalar("SELECT count(*) FROM questions") == sum(o["ingested"] for o in outputs) == 12
         assert wh.scalar("SELECT count(*) FROM runs WHERE status = 'completed'") == 2
+
+
+def test_runs_of_a_dead_process_are_marked_failed_at_the_next_start(db_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with open_warehouse(db_path) as wh:
+        wh.con.execute(
+            "INSERT INTO runs (run_id, kind, started_at, status, host, pid) VALUES ('killed', 'synthesize',"
+            " now(), 'running', ?, ?), ('elsewhere', 'qa', now(), 'running', 'other', 1)",
+            [socket.gethostname(), gone.pid],
+        )
+        mine = wh.start_run("ingest")
+        status = dict(wh.con.execute("SELECT run_id, status FROM runs").fetchall())
+        error = wh.scalar("SELECT stats_json FROM runs WHERE run_id = 'killed'")
+    assert status == {"killed": "failed", "elsewhere": "running", mine: "running"}
+    assert "process died" in error

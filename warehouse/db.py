@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -82,6 +83,16 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int | None = None) -> list[i
     return applied
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -114,11 +125,12 @@ class Warehouse:
     ) -> str:
         from tessy.hashing import config_hash
 
+        self.reconcile_runs()
         run_id = f"{kind}-{_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         config = config or {}
         self.con.execute(
             "INSERT INTO runs (run_id, kind, config_json, config_hash, code_version, flow_run_id, started_at,"
-            " status) VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
+            " status, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
             [
                 run_id,
                 kind,
@@ -127,9 +139,22 @@ class Warehouse:
                 code_version(),
                 flow_run_id,
                 _now(),
+                socket.gethostname(),
+                os.getpid(),
             ],
         )
         return run_id
+
+    def reconcile_runs(self) -> list[str]:
+        """Mark failed the runs left `running` on this host by a process that no longer exists (killed,
+        or the machine went down); returns their ids. Runs of other hosts are left to those hosts."""
+        rows = self.con.execute(
+            "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [socket.gethostname()]
+        ).fetchall()
+        dead = [run_id for run_id, pid in rows if pid is None or not _process_alive(pid)]
+        for run_id in dead:
+            self.finish_run(run_id, "failed", {"error": "its process died before the run finished"})
+        return dead
 
     def finish_run(self, run_id: str, status: str, stats: dict[str, Any] | None = None) -> None:
         self.con.execute(

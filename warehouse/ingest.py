@@ -72,10 +72,10 @@ def add_quarantine(wh: Warehouse, rows: Iterable[Quarantined], run_id: str) -> N
         }
     )
     with registered(wh.con, "_quarantine", table):
-        # A retried read of the same source in the same run finds its rows there already.
+        # A row is quarantined once: a retried read, or a later night re-reading the source, finds it.
         wh.con.execute(
             "INSERT INTO quarantine SELECT run_id, source, locator, reason, raw FROM _quarantine q WHERE NOT"
-            " EXISTS (SELECT 1 FROM quarantine x WHERE x.run_id = q.run_id AND x.locator = q.locator)"
+            " EXISTS (SELECT 1 FROM quarantine x WHERE x.source = q.source AND x.locator = q.locator)"
         )
 
 

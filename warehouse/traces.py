@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from tessy.config import PipelineConfig
 from tessy.runtime import PredictorRef, filter_identity, trace_id
@@ -33,32 +35,50 @@ def plan_jobs(
     limit: int | None = None,
 ) -> list[Job]:
     """One job per (contest question, method) with no trace in the warehouse for this config; at
-    most `limit` questions."""
+    most `limit` questions. What is done already is an anti-join in DuckDB, so the history of traces
+    never comes into memory."""
     name, version = filter_identity(cfg)
     questions = questions_to_synthesize(wh, name, version)
-    done = set(wh.frame("SELECT trace_id FROM traces")["trace_id"].to_list())
-    jobs: list[Job] = []
-    n_questions = 0
-    for qid, text in questions.iter_rows():
-        todo = [
-            Job(tid, qid, text, m) for m in methods if (tid := trace_id(cfg, qid, m, predictors)) not in done
-        ]
-        if todo:
-            if limit is not None and n_questions >= limit:
-                break
-            jobs.extend(todo)
-            n_questions += 1
-    return jobs
+    candidates = pl.DataFrame(
+        [
+            (trace_id(cfg, qid, method, predictors), qid, text, method, rank)
+            for rank, (qid, text) in enumerate(questions.iter_rows())
+            for method in methods
+        ],
+        schema={
+            "trace_id": pl.String,
+            "question_id": pl.String,
+            "question": pl.String,
+            "method": pl.String,
+            "rank": pl.Int64,
+        },
+        orient="row",
+    )
+    with registered(wh.con, "_candidates", candidates.to_arrow()):
+        todo = wh.frame(
+            "SELECT c.* FROM _candidates c ANTI JOIN traces t USING (trace_id) ORDER BY c.rank, c.method"
+        )
+    if limit is not None:
+        first = todo["rank"].unique(maintain_order=True).head(limit)
+        todo = todo.filter(pl.col("rank").is_in(first.implode()))
+    order = {m: i for i, m in enumerate(methods)}
+    rows = sorted(todo.iter_rows(named=True), key=lambda r: (r["rank"], order[r["method"]]))
+    return [Job(r["trace_id"], r["question_id"], r["question"], r["method"]) for r in rows]
 
 
 def load_shards(wh: Warehouse, directory: Path, run_id: str) -> dict[str, int]:
-    """Move every shard's traces and spans into the warehouse; traces already there are skipped, so
-    loading the same shards again changes nothing."""
-    table = read_shards(Path(directory))
-    if table.num_rows == 0:
-        return {"traces": 0, "spans": 0}
+    """Move the traces and spans of shards not loaded before (the ledger says which) into the
+    warehouse, so a night reads only its own shards; traces already there are skipped, so loading a
+    shard again changes nothing either."""
     con = wh.con
-    with registered(con, "_shard", table), transaction(con):
+    loaded = {row[0] for row in con.execute("SELECT path FROM shard_ledger").fetchall()}
+    table, paths = read_shards(Path(directory), skip=loaded)
+    if not paths:
+        return {"traces": 0, "spans": 0}
+    ledger = pa.table(
+        {"path": [p.name for p in paths], "n_rows": [pq.read_metadata(p).num_rows for p in paths]}
+    )
+    with registered(con, "_shard", table), registered(con, "_ledger", ledger), transaction(con):
         new = con.execute(
             """
             INSERT OR IGNORE INTO traces
@@ -76,6 +96,7 @@ def load_shards(wh: Warehouse, directory: Path, run_id: str) -> dict[str, int]:
             FROM (SELECT trace_id, unnest(spans) AS s, generate_subscripts(spans, 1) AS idx FROM _shard)
             """
         ).fetchall()[0][0]
+        con.execute("INSERT INTO shard_ledger SELECT path, n_rows, ?, now() FROM _ledger", [run_id])
     return {"traces": new, "spans": spans}
 
 

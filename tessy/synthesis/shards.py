@@ -52,11 +52,13 @@ def finished_ids(directory: Path) -> set[str]:
     return ids
 
 
-def read_shards(directory: Path) -> pa.Table:
-    paths = shard_paths(directory)
-    return (
-        pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in paths]) if paths else SCHEMA.empty_table()
-    )
+def read_shards(
+    directory: Path, skip: set[str] | frozenset[str] = frozenset()
+) -> tuple[pa.Table, list[Path]]:
+    """The traces of the shards in `directory` whose file names are not in `skip`, and those files."""
+    paths = [p for p in shard_paths(directory) if p.name not in skip]
+    tables = [pq.read_table(p, schema=SCHEMA) for p in paths]
+    return (pa.concat_tables(tables) if tables else SCHEMA.empty_table()), paths
 
 
 class ShardWriter:
