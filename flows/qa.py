@@ -25,7 +25,12 @@ def qa_flow(config_path: Path = Path("configs/demo.yaml")) -> dict[str, Any]:
     ensure_ready(cfg, config_path=config_path)
     with recorded_run(cfg.warehouse, "qa", cfg.public_dict()) as run:
         outcome = check_traces(cfg, run.run_id)
-        run.stats = {"traces": outcome.n_traces, "metrics": outcome.n_metrics, "report": str(outcome.report)}
+        run.stats = {
+            "traces": outcome.n_traces,
+            "measured": outcome.n_measured,
+            "metrics": outcome.n_metrics,
+            "report": str(outcome.report),
+        }
     print(f"qa {run.run_id}: report {outcome.report}")
     return {"run_id": run.run_id, "summary": outcome.summary, **run.stats}
 

@@ -212,6 +212,15 @@ def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
         )
     methods = {row["method"]: row for row in outcome.summary}
     assert set(methods) == {"tessy", "student-only"}
+    # A second night measures no trace again, and sums up the same.
+    again = run_qa_stage(cfg, "qa-2")
+    assert (outcome.n_measured, again.n_measured) == (8, 0)
+    assert again.summary == outcome.summary
+    with open_warehouse(cfg.warehouse) as wh:
+        per_trace = wh.frame(
+            "SELECT run_id, count(*) AS n FROM qa_metrics WHERE subject_id NOT LIKE '%/%' GROUP BY 1"
+        )
+    assert per_trace.rows() == [("qa-1", per_trace["n"][0])]
     assert methods["student-only"]["similarity_to_student"] is None or methods["student-only"]["samples"] == 4
     assert outcome.report.exists() and all(p.exists() for p in outcome.plots)
 

@@ -11,10 +11,10 @@ import polars as pl
 
 from tessy.config import PipelineConfig
 from tessy.quality.plots import write_plots
-from tessy.quality.qa import run_qa
+from tessy.quality.qa import code_exec_mode, qa_key, run_qa
 from tessy.quality.report import markdown_report, summary_table
 from tessy.runtime import load_model, served_name
-from warehouse.db import Warehouse, open_warehouse, registered
+from warehouse.db import Warehouse, open_warehouse, registered, transaction
 
 MIN_TRACES_FOR_PLOTS = 3  # the PCA plot needs at least three responses
 
@@ -64,18 +64,35 @@ class QAOutcome:
     n_traces: int
     n_metrics: int
     code_exec: str
+    n_measured: int
+
+
+def measured_metrics(wh: Warehouse, key: str) -> pl.DataFrame:
+    """Per-trace metrics of earlier QA runs with the same settings (`qa_key`), the newest per metric."""
+    return wh.frame(
+        """
+        SELECT subject_id, metric, arg_max(value, m.run_id) AS value
+        FROM qa_metrics m JOIN qa_runs r USING (run_id)
+        WHERE r.qa_key = ? AND m.subject_id NOT LIKE '%/%'
+        GROUP BY subject_id, metric
+        """,
+        [key],
+    )
 
 
 def run_qa_stage(cfg: PipelineConfig, run_id: str, report: Callable[[str], None] | None = None) -> QAOutcome:
-    """Score every trace of this config, store the metrics, and write the report and plots under
-    `workdir/qa/<run_id>/`. The warehouse is held only to read the traces and write the metrics.
+    """Score this config's traces, store the metrics, and write the report and plots under
+    `workdir/qa/<run_id>/`. Traces measured by an earlier run with the same settings are not measured
+    again; similarity and per-method metrics cover all. The warehouse is held only to read and write.
     `report` gets a progress line every half minute."""
+    q = cfg.qa
+    key = qa_key(q.model_dump(), code_exec_mode(q.run_code, q.unsafe_exec)[1])
     with open_warehouse(cfg.warehouse) as wh:
         frame = trace_frame(wh, cfg)
+        measured = measured_metrics(wh, key)
     if frame.height == 0:
         raise RuntimeError("no traces to check for this config: run synthesize first")
     student = load_model(cfg, "student")
-    q = cfg.qa
     result = run_qa(
         frame,
         run_id,
@@ -86,6 +103,7 @@ def run_qa_stage(cfg: PipelineConfig, run_id: str, report: Callable[[str], None]
         timeout_s=q.timeout_s,
         memory_mb=q.memory_mb,
         allow_unsafe=q.unsafe_exec,
+        measured=measured,
         report=report,
     )
     out = cfg.workdir / "qa" / run_id
@@ -96,6 +114,9 @@ def run_qa_stage(cfg: PipelineConfig, run_id: str, report: Callable[[str], None]
     report.write_text(
         markdown_report(result.summary, plots, run_id=run_id, relative_to=out, notes=[result.code_exec])
     )
-    with open_warehouse(cfg.warehouse) as wh:
+    with open_warehouse(cfg.warehouse) as wh, transaction(wh.con):
         n_metrics = save_metrics(wh, result.metrics, run_id)
-    return QAOutcome(result.summary, report, plots, frame.height, n_metrics, result.code_exec)
+        wh.con.execute("INSERT INTO qa_runs VALUES (?, ?)", [run_id, key])
+    return QAOutcome(
+        result.summary, report, plots, frame.height, n_metrics, result.code_exec, result.n_measured
+    )

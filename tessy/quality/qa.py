@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from tessy.hashing import config_hash
 from tessy.progress import Report, Steps, reporting
-from tessy.quality.metrics import method_metrics, trace_metrics
+from tessy.quality.metrics import LONG_SCHEMA, method_metrics, trace_metrics
 from tessy.quality.report import summary_table
 from tessy.quality.sandbox import find_sandbox
 from tessy.quality.similarity import Tfidf, similarity_to_reference, tfidf_vectors
@@ -22,16 +23,18 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class QAResult:
-    per_trace: pl.DataFrame  # (subject_id=trace_id, metric, value)
+    per_trace: pl.DataFrame  # (subject_id=trace_id, metric, value) of the traces this run measured
     per_method: pl.DataFrame  # (subject_id="{run_id}/{method}", metric, value)
     similarity: dict[str, float]  # method -> mean TF-IDF cosine to student-only on the same questions
     tfidf: Tfidf | None  # None when no trace is ok
     summary: list[dict[str, Any]]
     code_exec: str  # how (or whether) the answers' code ran, for the report
+    n_measured: int  # traces measured by this run; the others' per-trace metrics were given
 
     @property
     def metrics(self) -> pl.DataFrame:
-        """Both levels in one long frame, as the warehouse's qa_metrics stores them."""
+        """What this run measured, both levels in one long frame, as the warehouse's qa_metrics stores
+        them (per-trace metrics that were given are stored already)."""
         return pl.concat([self.per_trace, self.per_method])
 
 
@@ -46,36 +49,51 @@ def run_qa(
     timeout_s: float = 5.0,
     memory_mb: int = 512,
     allow_unsafe: bool = False,
+    measured: pl.DataFrame | None = None,
     report: Report | None = None,
 ) -> QAResult:
     """QA of a trace frame. `tokenizer` is the student's (transformers, fast); the student NLL is
     scored only when `student_model_dir` is given. Code runs only in a sandbox, unless `allow_unsafe`.
+    `measured`: per-trace metrics known from earlier runs with the same settings; only the other
+    traces are measured, while similarity and per-method metrics cover the whole frame.
     `report` gets a progress line every half minute."""
     run_code, code_exec = code_exec_mode(run_code, allow_unsafe)
-    steps = Steps(f"QA of {frame.height} traces")
+    known = measured if measured is not None else pl.DataFrame(schema=LONG_SCHEMA)
+    known = known.filter(pl.col("subject_id").is_in(frame["trace_id"].implode()))
+    new = frame.filter(~pl.col("trace_id").is_in(known["subject_id"].unique().implode()))
+    steps = Steps(f"QA of {frame.height} traces ({new.height} new)")
     with reporting(report, steps.line):
         steps.begin("trace metrics")
-        per_trace = trace_metrics(
-            frame,
-            run_code=run_code,
-            workers=workers,
-            timeout_s=timeout_s,
-            memory_mb=memory_mb,
-            steps=steps,
-            allow_unsafe=allow_unsafe,
+        per_trace = (
+            pl.DataFrame(schema=LONG_SCHEMA)
+            if new.height == 0
+            else trace_metrics(
+                new,
+                run_code=run_code,
+                workers=workers,
+                timeout_s=timeout_s,
+                memory_mb=memory_mb,
+                steps=steps,
+                allow_unsafe=allow_unsafe,
+            )
         )
-        if student_model_dir is not None:
+        if student_model_dir is not None and new.height:
             from tessy.quality.nll import student_nll  # torch and the model load only when asked for
 
             steps.begin("loading the student for its NLL")
-            per_trace = pl.concat([per_trace, student_nll(frame, student_model_dir, steps=steps)])
+            per_trace = pl.concat([per_trace, student_nll(new, student_model_dir, steps=steps)])
         steps.begin("TF-IDF similarity")
         tfidf = tfidf_vectors(frame, tokenizer) if ok_traces(frame).height else None
         steps.begin("done")
     similarity = similarity_to_reference(tfidf) if tfidf is not None else {}
-    per_method = method_metrics(frame, per_trace, run_id, similarity)
+    per_method = method_metrics(frame, pl.concat([known, per_trace]), run_id, similarity)
     summary = summary_table(per_method, run_id)
-    return QAResult(per_trace, per_method, similarity, tfidf, summary, code_exec)
+    return QAResult(per_trace, per_method, similarity, tfidf, summary, code_exec, new.height)
+
+
+def qa_key(settings: dict[str, Any], code_exec: str) -> str:
+    """What per-trace metrics depend on: the QA settings and how code ran (sandboxed, unsafe, not)."""
+    return config_hash({"qa": settings, "code_exec": code_exec})
 
 
 def code_exec_mode(run_code: bool, allow_unsafe: bool) -> tuple[bool, str]:
