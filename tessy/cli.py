@@ -4,6 +4,8 @@ commands start fast."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +36,7 @@ DEFAULT_CONFIG = Path("configs/demo.yaml")
 def _config(path: Path, db: Path | None = None, overrides: dict[str, Any] | None = None):
     """Load a pipeline config, with `--db` and command-line overrides applied."""
     from tessy.config import PipelineConfig, load_config
+    from tessy.preflight import ensure_ready
 
     cfg = load_config(path)
     data = cfg.model_dump()
@@ -41,7 +44,9 @@ def _config(path: Path, db: Path | None = None, overrides: dict[str, Any] | None
         data[section] = {**data[section], **values}
     if db is not None:
         data["warehouse"] = db
-    return PipelineConfig.model_validate(data)
+    cfg = PipelineConfig.model_validate(data)
+    ensure_ready(cfg, config_path=path)  # storage that is not there is not created
+    return cfg
 
 
 def _print_rows(rows: list[dict[str, Any]], as_json: bool, title: str | None = None) -> None:
@@ -341,5 +346,21 @@ def runs(
     _print_rows(rows, as_json, title="runs")
 
 
+def main() -> None:
+    """The `tessy` command: an error ends with one line and exit 1; `--debug` (or TESSY_DEBUG=1) shows
+    the traceback instead."""
+    debug = "--debug" in sys.argv or os.environ.get("TESSY_DEBUG") == "1"
+    if "--debug" in sys.argv:
+        sys.argv.remove("--debug")
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - every error reaches the user as one line
+        if debug:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {first}  (--debug for details)", soft_wrap=True)
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -21,11 +21,14 @@ class ConfigNotReady(RuntimeError):
 def storage_problems(cfg: PipelineConfig) -> list[str]:
     """Relative paths live in the working directory and are created there. An absolute path whose
     folder is missing usually means storage that is not mounted: creating it would fill the root disk."""
-    problems = []
-    for label, path in (("warehouse", cfg.warehouse), ("workdir", cfg.workdir)):
-        if path.is_absolute() and not path.parent.exists():
-            problems.append(f"{label} folder {path.parent} does not exist (storage not mounted?)")
-    return problems
+    missing = {
+        path.parent: label
+        for label, path in (("workdir", cfg.workdir), ("warehouse", cfg.warehouse))
+        if path.is_absolute() and not path.parent.exists()
+    }
+    return [
+        f"{label} folder {folder} does not exist (storage not mounted?)" for folder, label in missing.items()
+    ]
 
 
 def source_problems(cfg: PipelineConfig) -> list[str]:

@@ -4,6 +4,7 @@ URLs (plain strings) to their tasks, which build engines locally."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from tessy.engines.base import Engine
 from tessy.templates import Family, get_family
 
 ROLES = ("student", "teacher")
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # org/name
 
 
 def served_name(model: ModelConfig) -> str:
@@ -88,7 +90,11 @@ class Model:
     def tokenizer(self) -> Any:
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(self.config.path)
+        path = self.config.path
+        if not Path(path).exists() and not _HUB_ID.fullmatch(path):
+            # transformers would take it for a malformed Hub id and say so, which misleads.
+            raise FileNotFoundError(f"{self.role} model dir {path} not found")
+        return AutoTokenizer.from_pretrained(path)
 
     @cached_property
     def family(self) -> Family:

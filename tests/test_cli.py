@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,28 @@ def test_help_lists_commands():
     assert result.exit_code == 0
     for command in ("ingest", "sql", "runs"):
         assert command in result.stdout
+
+
+def test_errors_are_one_line_unless_debug(tmp_path: Path):
+    """The installed command: a config mistake is one line and exit 1; --debug shows the traceback."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsynthesis: {span_cap: -1}\nbogus: 1\n")
+    tessy = [str(Path(sys.executable).parent / "tessy")]
+    plain = subprocess.run([*tessy, "qa", "-c", str(bad)], capture_output=True, text=True)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    lines = plain.stderr.strip().splitlines()
+    assert len(lines) == 1 and "synthesis.span_cap: Input should be greater than 0" in lines[0]
+    assert "bogus: Extra inputs are not permitted" in lines[0]
+    debug = subprocess.run([*tessy, "qa", "-c", str(bad), "--debug"], capture_output=True, text=True)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_a_missing_model_dir_is_named(tmp_path: Path):
+    from tessy.config import PipelineConfig
+    from tessy.runtime import load_model
+
+    cfg = PipelineConfig.model_validate(
+        {"name": "x", "models": {"student": {"path": str(tmp_path / "nope")}, "teacher": {"path": "org/t"}}}
+    )
+    with pytest.raises(FileNotFoundError, match=f"student model dir {tmp_path}/nope not found"):
+        _ = load_model(cfg, "student").tokenizer
