@@ -29,6 +29,8 @@ from warehouse.releases import (
     ReleaseTampered,
     create_release,
     diff_releases,
+    files_hash,
+    next_release_name,
     publish_release,
     unpublished,
 )
@@ -265,3 +267,33 @@ def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
     tampered.write_parquet(shard)
     with pytest.raises(ReleaseTampered, match="not published"):
         publish_release(cfg.warehouse, "r1", "org/set", client=FakeHub())
+
+
+def test_a_release_killed_half_way_then_rerun_gives_one_consistent_release(
+    tmp_path, tiny_models, monkeypatch
+):
+    cfg = ingested(tmp_path, tiny_models, qa={"student_nll": False, "run_code": False})
+    write_traces(cfg)
+    run_qa_stage(cfg, "qa-1")
+
+    def nightly() -> object:
+        with open_warehouse(cfg.warehouse) as wh:
+            name = next_release_name(wh, cfg.release.name_prefix)
+        return create_release(cfg, name, "rel-run", if_changed=True)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies here: data exported, card and rows not written
+
+    monkeypatch.setattr("warehouse.releases.write_card", killed)
+    with pytest.raises(KeyboardInterrupt):
+        nightly()
+    monkeypatch.undo()
+    made = nightly()
+    assert nightly() is None  # and the night after, with nothing new, makes none
+    with open_warehouse(cfg.warehouse) as wh:
+        rows = wh.frame("SELECT name, content_hash, manifest_json FROM releases").rows()
+        items = wh.scalar("SELECT count(*) FROM release_items")
+    assert len(rows) == 1 and rows[0][0] == made.name and items == made.n_rows
+    manifest = json.loads(rows[0][2])
+    assert files_hash(made.folder, manifest["files"]) == rows[0][1] == made.content_hash
+    assert (made.folder / "README.md").exists()
