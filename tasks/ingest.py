@@ -8,6 +8,7 @@ from prefect import Task, task
 from prefect.logging import get_run_logger
 from prefect.tasks import exponential_backoff
 
+from tasks.runs import warehouse_turn
 from tessy.config import IngestConfig, SourceConfig
 from tessy.preflight import HUB_PREFIX
 from warehouse.db import open_warehouse
@@ -16,7 +17,7 @@ from warehouse.ingest import ingest_path
 
 @task(task_run_name="ingest {source.path}", retry_delay_seconds=exponential_backoff(backoff_factor=10))
 def ingest_source(db: Path, source: SourceConfig, options: IngestConfig, run_id: str) -> dict[str, int]:
-    with open_warehouse(db) as wh:
+    with warehouse_turn(), open_warehouse(db) as wh:
         stats = ingest_path(
             wh,
             source.path,

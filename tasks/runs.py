@@ -6,10 +6,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 
 from warehouse.db import Run
 from warehouse.db import recorded_run as _recorded_run
+
+# The global concurrency limit whose one slot the long warehouse writers (ingest, shard loading) take,
+# so the UI shows which run waits for which. Created once per server (README); without it the file
+# lock alone orders writers, each waiting its turn (warehouse/db.py).
+WAREHOUSE_LIMIT = "tessy-warehouse"
+
+
+def warehouse_turn() -> AbstractContextManager[None]:
+    return concurrency(WAREHOUSE_LIMIT, occupy=1)
 
 
 def recorded_run(db: Path, kind: str, config: dict[str, Any]) -> AbstractContextManager[Run]:

@@ -8,6 +8,7 @@ from prefect import task
 from prefect.logging import get_run_logger
 
 from tasks.artifacts import table
+from tasks.runs import warehouse_turn
 from tessy.config import PipelineConfig
 from tessy.runtime import PredictorRef, synthesize_jobs
 from tessy.synthesis.scheduler import Job
@@ -55,7 +56,7 @@ def synthesize_part(
 def load_traces(db: Path, shards: Path, run_id: str, seconds: float) -> dict[str, int]:
     """Load the shards, then publish a per-method table of what this run made. Methods run side by
     side, so a method's tok/s is its share of the run's throughput over the run's wall time."""
-    with open_warehouse(db) as wh:
+    with warehouse_turn(), open_warehouse(db) as wh:
         loaded = load_shards(wh, shards, run_id)
         rows = run_summary(wh, run_id)
     table("synthesize-summary", [_row(r, seconds) for r in rows], f"traces made by synthesis run {run_id}")

@@ -134,8 +134,12 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
 
 def test_deploy_schedule_and_run_a_deployment_on_a_worker(prefect_server: PrefectServer) -> None:
     server = prefect_server
-    pool = server.cli("work-pool", "create", "tessy-process", "--type", "process")
-    assert pool.returncode == 0, pool.stdout + pool.stderr
+    for setup in (
+        ("work-pool", "create", "tessy-process", "--type", "process"),
+        ("global-concurrency-limit", "create", "tessy-warehouse", "--limit", "1"),
+    ):
+        done = server.cli(*setup)
+        assert done.returncode == 0, done.stdout + done.stderr
 
     start = time.monotonic()
     deploy = server.cli("deploy", "--all")
