@@ -10,7 +10,7 @@ from prefect.tasks import exponential_backoff
 
 from tasks.runs import warehouse_turn
 from tessy.config import IngestConfig, SourceConfig
-from tessy.preflight import HUB_PREFIX
+from tessy.sources.hub import HUB_PREFIX
 from warehouse.db import open_warehouse
 from warehouse.ingest import ingest_path
 

@@ -63,7 +63,9 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool, title: str | None = N
 
 @app.command()
 def ingest(
-    paths: Annotated[list[str], typer.Argument(help="files, directories, .gz, or hf://org/name[/config]")],
+    paths: Annotated[
+        list[str], typer.Argument(help="files, directories, .gz, or hf://org/name[/config][@revision]")
+    ],
     fmt: Annotated[str | None, typer.Option("--format", help="source schema; detected when omitted")] = None,
     question_field: Annotated[str | None, typer.Option(help="question field for generic files")] = None,
     max_chars: Annotated[int, typer.Option(help="quarantine longer questions")] = 100_000,

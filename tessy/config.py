@@ -16,7 +16,7 @@ class _Strict(BaseModel):
 
 
 class SourceConfig(_Strict):
-    path: str = Field(description="local file, directory, .gz, or hf://org/name[/config]")
+    path: str = Field(description="local file, directory, .gz, or hf://org/name[/config][@revision]")
     format: str | None = Field(default=None, description="schema name; detected from the columns when unset")
     question_field: str | None = Field(default=None, description="question field for the generic schema")
 

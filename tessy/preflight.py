@@ -10,8 +10,7 @@ from pathlib import Path
 import httpx
 
 from tessy.config import PipelineConfig
-
-HUB_PREFIX = "hf://"
+from tessy.sources.hub import HUB_PREFIX
 
 
 class ConfigNotReady(RuntimeError):

@@ -606,11 +606,13 @@ def test_nested_domain_and_difficulty_are_kept_as_json(tmp_path: Path):
     ]
 
 
-def test_hub_source_reads_every_split(monkeypatch: pytest.MonkeyPatch):
+def test_hub_source_reads_every_split_at_one_recorded_revision(monkeypatch: pytest.MonkeyPatch):
     calls = []
 
-    def load_dataset(repo: str, config: str | None, *, streaming: bool) -> dict[str, list[dict]]:
-        calls.append((repo, config, streaming))
+    def load_dataset(
+        repo: str, config: str | None, *, streaming: bool, revision: str
+    ) -> dict[str, list[dict]]:
+        calls.append((repo, config, streaming, revision))
         return {
             "split_0": [
                 {"id": "a", "input": "Print 1.", "output": "", "solution": "", "source": "codeforces"}
@@ -618,15 +620,31 @@ def test_hub_source_reads_every_split(monkeypatch: pytest.MonkeyPatch):
             "split_1": [{"id": "b", "input": "-", "output": "", "solution": "", "source": "taco"}],
         }
 
+    class Hub:  # the dataset's current commit, asked for once when the source names no revision
+        def dataset_info(self, repo: str) -> types.SimpleNamespace:
+            calls.append(("dataset_info", repo))
+            return types.SimpleNamespace(sha="c0ffee")
+
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.setattr("huggingface_hub.HfApi", Hub)
     questions, quarantined, _ = read_all("hf://nvidia/OpenCodeReasoning/split_x")
-    assert calls == [("nvidia/OpenCodeReasoning", "split_x", True)]
+    assert calls == [
+        ("dataset_info", "nvidia/OpenCodeReasoning"),
+        ("nvidia/OpenCodeReasoning", "split_x", True, "c0ffee"),
+    ]
     assert [(q["text"], q["source_id"], q["source"]) for q in questions] == [
         ("Print 1.", "a", "hf://nvidia/OpenCodeReasoning/split_x")
     ]
     (bad,) = quarantined
-    assert bad.locator == "hf://nvidia/OpenCodeReasoning/split_x[split_1]#0"
+    assert bad.locator == "hf://nvidia/OpenCodeReasoning/split_x@c0ffee[split_1]#0"
     assert "placeholder" in bad.reason
+
+    calls.clear()  # pinned in the config: read at that revision, nothing resolved
+    _, quarantined, _ = read_all("hf://nvidia/OpenCodeReasoning/split_x@v1.1")
+    assert calls == [("nvidia/OpenCodeReasoning", "split_x", True, "v1.1")]
+    assert quarantined[0].locator == "hf://nvidia/OpenCodeReasoning/split_x@v1.1[split_1]#0"
+    with pytest.raises(ValueError, match="expected hf://org/name"):
+        read_all("hf://nvidia/OpenCodeReasoning@")
 
 
 def test_parquet_strings_that_are_not_utf8(tmp_path: Path):
