@@ -107,6 +107,9 @@ class SynthesisConfig(_Strict):
     max_answer_tokens: int = Field(default=1024, gt=0)
     word_boundary: Literal["extend", "drop"] = "extend"
     max_attempts: int = Field(default=5, ge=1)
+    retry_failed: int = Field(
+        default=2, ge=0, description="a failed trace is synthesized again on up to this many later nights"
+    )
     temperature: float = 0.7
     top_p: float = 0.8
     top_k: int = 20
@@ -118,7 +121,9 @@ class SynthesisConfig(_Strict):
 
     def identity(self) -> dict[str, Any]:
         """The settings that change what a trace holds (not how fast it is made)."""
-        return self.model_dump(exclude={"methods", "concurrency", "workers", "shard_size", "limit"})
+        return self.model_dump(
+            exclude={"methods", "concurrency", "workers", "shard_size", "limit", "retry_failed"}
+        )
 
 
 class QAConfig(_Strict):

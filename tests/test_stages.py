@@ -106,6 +106,7 @@ def test_synthesize_cli_runs_baselines_and_a_rerun_adds_nothing(tmp_path, tiny_m
         "max_attempts": 1,
         "limit": 2,
         "concurrency": 2,
+        "retry_failed": 0,
     }
     cfg = ingested(tmp_path, tiny_models, synthesis=small)
     path = tmp_path / "pipeline.yaml"
@@ -120,6 +121,44 @@ def test_synthesize_cli_runs_baselines_and_a_rerun_adds_nothing(tmp_path, tiny_m
     with open_warehouse(cfg.warehouse) as wh:
         pairs = wh.frame("SELECT question_id, method, count(*) AS n FROM traces GROUP BY ALL")
     assert pairs.height == 8 and pairs["n"].max() == 1
+    assert not list((cfg.workdir / "shards").glob("*.parquet"))  # loaded shards are moved to loaded/
+
+
+def test_failed_traces_are_tried_again_on_later_nights(tmp_path, tiny_models):
+    # 48 thinking tokens are too few for the tiny models: every trace fails (over the length cap).
+    small = {
+        "methods": ["student-only", "teacher-only"],
+        "max_thinking_tokens": 48,
+        "max_answer_tokens": 32,
+        "max_attempts": 1,
+        "limit": 2,
+        "concurrency": 2,
+        "retry_failed": 1,
+    }
+    cfg = ingested(tmp_path, tiny_models, synthesis=small)
+    path = str(tmp_path / "pipeline.yaml")
+
+    def night() -> dict:
+        result = runner.invoke(app, ["synthesize", "-c", path, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout.strip().splitlines()[-1])[0]
+
+    def traces() -> list[tuple]:
+        with open_warehouse(cfg.warehouse) as wh:
+            return wh.frame("SELECT trace_id, status, nights, run_id FROM traces ORDER BY 1").rows()
+
+    first = night()
+    failed = traces()
+    assert first["failed"] == 4 and {t[1] for t in failed} == {"failed"}
+    second = night()  # the same four, tried once more, replacing their rows
+    assert (second["jobs"], second["traces"]) == (4, 4)
+    retried = traces()
+    assert [t[0] for t in retried] == [t[0] for t in failed] and {t[2] for t in retried} == {2}
+    assert {t[3] for t in retried} != {t[3] for t in failed}
+    with open_warehouse(cfg.warehouse) as wh:  # the spans are the new attempt's, not both
+        assert wh.scalar("SELECT count(*) FROM spans s ANTI JOIN traces t USING (trace_id)") == 0
+    third = night()  # retries used up: the next questions
+    assert third["jobs"] == 4 and len(traces()) == 8
 
 
 def write_traces(cfg, methods=("tessy", "student-only"), n_questions=4):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -11,7 +12,7 @@ import pyarrow.parquet as pq
 from tessy.config import PipelineConfig
 from tessy.runtime import PredictorRef, filter_identity, trace_id
 from tessy.synthesis.scheduler import Job
-from tessy.synthesis.shards import read_shards
+from tessy.synthesis.shards import archive_shards, read_shards
 from warehouse.db import Warehouse, registered, transaction
 
 
@@ -34,9 +35,10 @@ def plan_jobs(
     predictors: dict[str, PredictorRef],
     limit: int | None = None,
 ) -> list[Job]:
-    """One job per (contest question, method) with no trace in the warehouse for this config; at
-    most `limit` questions. What is done already is an anti-join in DuckDB, so the history of traces
-    never comes into memory."""
+    """One job per (contest question, method) with no finished trace in the warehouse for this config
+    (a failed one is planned again on up to `synthesis.retry_failed` later nights); at most `limit`
+    questions. What is done already is an anti-join in DuckDB, so the history of traces never comes
+    into memory."""
     name, version = filter_identity(cfg)
     questions = questions_to_synthesize(wh, name, version)
     candidates = pl.DataFrame(
@@ -56,7 +58,9 @@ def plan_jobs(
     )
     with registered(wh.con, "_candidates", candidates.to_arrow()):
         todo = wh.frame(
-            "SELECT c.* FROM _candidates c ANTI JOIN traces t USING (trace_id) ORDER BY c.rank, c.method"
+            "SELECT c.* FROM _candidates c ANTI JOIN (SELECT trace_id FROM traces WHERE status = 'ok'"
+            " OR nights > ?) t USING (trace_id) ORDER BY c.rank, c.method",
+            [cfg.synthesis.retry_failed],
         )
     if limit is not None:
         first = todo["rank"].unique(maintain_order=True).head(limit)
@@ -67,37 +71,56 @@ def plan_jobs(
 
 
 def load_shards(wh: Warehouse, directory: Path, run_id: str) -> dict[str, int]:
-    """Move the traces and spans of shards not loaded before (the ledger says which) into the
-    warehouse, so a night reads only its own shards; traces already there are skipped, so loading a
-    shard again changes nothing either."""
+    """Move the traces and spans of the shards in `directory` into the warehouse, then the shards into
+    `directory/loaded/`: a night reads only its own shards, and a resumed run skips only what it wrote
+    itself. A trace that failed before is replaced by its new attempt (its `nights` counted); a
+    finished one is never touched. The ledger makes loading a shard twice change nothing."""
     con = wh.con
     loaded = {row[0] for row in con.execute("SELECT path FROM shard_ledger").fetchall()}
     table, paths = read_shards(Path(directory), skip=loaded)
-    if not paths:
-        return {"traces": 0, "spans": 0}
-    ledger = pa.table(
-        {"path": [p.name for p in paths], "n_rows": [pq.read_metadata(p).num_rows for p in paths]}
+    if paths:
+        ledger = pa.table(
+            {"path": [p.name for p in paths], "n_rows": [pq.read_metadata(p).num_rows for p in paths]}
+        )
+        with registered(con, "_shard", table), registered(con, "_ledger", ledger), transaction(con):
+            counts = _load(con, run_id)
+            con.execute("INSERT INTO shard_ledger SELECT path, n_rows, ?, now() FROM _ledger", [run_id])
+    else:
+        counts = {"traces": 0, "spans": 0}
+    archive_shards(Path(directory), loaded | {p.name for p in paths})
+    return counts
+
+
+def _load(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
+    con.execute(
+        "DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM _shard JOIN traces t USING (trace_id)"
+        " WHERE t.status <> 'ok')"
     )
-    with registered(con, "_shard", table), registered(con, "_ledger", ledger), transaction(con):
-        new = con.execute(
-            """
-            INSERT OR IGNORE INTO traces
-            SELECT trace_id, question_id, ?, method, student_model, teacher_model, predictor_ids, text,
-                   answer, n_tokens, n_tokens_teacher, n_tokens_student, n_switches, n_wasted_tokens, status,
-                   error, attempts
-            FROM _shard
-            """,
-            [run_id],
-        ).fetchall()[0][0]
-        spans = con.execute(
-            """
-            INSERT OR IGNORE INTO spans
-            SELECT trace_id, idx - 1, s.author, s.text, s.n_tokens
-            FROM (SELECT trace_id, unnest(spans) AS s, generate_subscripts(spans, 1) AS idx FROM _shard)
-            """
-        ).fetchall()[0][0]
-        con.execute("INSERT INTO shard_ledger SELECT path, n_rows, ?, now() FROM _ledger", [run_id])
-    return {"traces": new, "spans": spans}
+    traces = con.execute(
+        """
+        INSERT INTO traces
+        SELECT trace_id, question_id, ?, method, student_model, teacher_model, predictor_ids, text,
+               answer, n_tokens, n_tokens_teacher, n_tokens_student, n_switches, n_wasted_tokens, status,
+               error, attempts, 1
+        FROM _shard
+        ON CONFLICT (trace_id) DO UPDATE SET
+            run_id = EXCLUDED.run_id, text = EXCLUDED.text, answer = EXCLUDED.answer,
+            n_tokens = EXCLUDED.n_tokens, n_tokens_teacher = EXCLUDED.n_tokens_teacher,
+            n_tokens_student = EXCLUDED.n_tokens_student, n_switches = EXCLUDED.n_switches,
+            n_wasted_tokens = EXCLUDED.n_wasted_tokens, status = EXCLUDED.status, error = EXCLUDED.error,
+            attempts = EXCLUDED.attempts, nights = traces.nights + 1
+        WHERE traces.status <> 'ok'
+        """,
+        [run_id],
+    ).fetchall()[0][0]
+    spans = con.execute(
+        """
+        INSERT OR IGNORE INTO spans
+        SELECT trace_id, idx - 1, s.author, s.text, s.n_tokens
+        FROM (SELECT trace_id, unnest(spans) AS s, generate_subscripts(spans, 1) AS idx FROM _shard)
+        """
+    ).fetchall()[0][0]
+    return {"traces": traces, "spans": spans}
 
 
 def run_summary(wh: Warehouse, run_id: str) -> list[dict[str, object]]:

@@ -1,5 +1,6 @@
 """Parquet shards of finished traces. Many workers write shards; one loader moves them into the
-warehouse. A shard appears atomically (temp file + rename), so a crash never leaves half a shard."""
+warehouse and then into `loaded/`. A shard appears atomically (temp file + rename), so a crash never
+leaves half a shard."""
 
 from __future__ import annotations
 
@@ -44,8 +45,20 @@ def shard_paths(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.parquet"))
 
 
+LOADED = "loaded"  # the subfolder of shards already in the warehouse
+
+
+def archive_shards(directory: Path, names: set[str]) -> None:
+    """Move loaded shards (by file name) into `directory/loaded/`, out of the way of the next run."""
+    paths = [p for p in shard_paths(directory) if p.name in names]
+    if paths:
+        (directory / LOADED).mkdir(exist_ok=True)
+    for path in paths:
+        os.replace(path, directory / LOADED / path.name)
+
+
 def finished_ids(directory: Path) -> set[str]:
-    """Trace ids already written to shards in `directory`."""
+    """Trace ids already written to shards in `directory` and not loaded yet: a resumed run's own."""
     ids: set[str] = set()
     for path in shard_paths(directory):
         ids.update(pq.read_table(path, columns=["trace_id"]).column("trace_id").to_pylist())
