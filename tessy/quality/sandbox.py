@@ -28,7 +28,7 @@ FIRST_UID = 200_000  # sandbox uids: above any real account, not in /etc/passwd
 N_UIDS = 50_000
 INSIDE = "/sandbox"  # where the writable folder appears inside the sandbox
 MAX_PROCESSES = 32  # threads count too; contest code needs one
-SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/etc/alternatives")
+SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/etc/alternatives")  # prlimit is in util-linux, in /usr
 ENV = {
     "PATH": "/usr/bin:/bin",
     "LANG": "C.UTF-8",
@@ -52,6 +52,7 @@ class Sandbox:
         return self.bwrap is not None
 
 
+@functools.cache
 def _prefix(python: str) -> list[str]:
     """Read-only binds for an interpreter outside the system directories (a venv's base, pyenv)."""
     base = subprocess.run(
@@ -80,6 +81,9 @@ def command(sandbox: Sandbox, folder: Path, argv: list[str]) -> list[str]:
         "--clearenv",
         *[arg for name, value in ENV.items() for arg in ("--setenv", name, value)],
         "--",
+        # The process limit is set inside the new user namespace, where the kernel counts only the
+        # sandbox's processes: set outside, it would count every process of the (non-root) user.
+        "prlimit", f"--nproc={MAX_PROCESSES}",
         *argv,
     ]  # fmt: skip
 
@@ -105,7 +109,6 @@ def limits(cpu_s: int, memory_mb: int, uid: int | None) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
         resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES, MAX_PROCESSES))
         if uid is not None:
             os.setgroups([])
             os.setgid(uid)
