@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from prefect import task
+from prefect import State, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
 from prefect.tasks import exponential_backoff
@@ -13,6 +13,7 @@ from tessy.release import card_markdown
 from warehouse.db import open_warehouse
 from warehouse.releases import (
     ReleaseOutcome,
+    ReleaseTampered,
     create_release,
     next_release_name,
     publish_release,
@@ -44,10 +45,16 @@ def unpublished_releases(db: Path, repo_id: str) -> list[str]:
         return unpublished(wh, repo_id)
 
 
+def _worth_retrying(task: object, task_run: object, state: State) -> bool:
+    """Hub and network failures are retried; a tampered, unknown or unready release fails again."""
+    return not isinstance(state.result(raise_on_failure=False), ReleaseTampered | ValueError)
+
+
 @task(
     task_run_name="publish {name} to {repo_id}",
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=30),
+    retry_condition_fn=_worth_retrying,
 )
 def publish(db: Path, name: str, repo_id: str, private: bool) -> str | None:
     revision = publish_release(db, name, repo_id, private=private).revision

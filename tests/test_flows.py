@@ -1,3 +1,6 @@
+"""Flows and tasks under the Prefect test harness: ingest end to end, and what the tasks retry."""
+
+import pytest
 import yaml
 
 from flows.ingest import ingest_flow
@@ -39,3 +42,19 @@ def test_a_bad_row_is_quarantined_once(tmp_path):
         next_night = ingest_path(wh, source, "run-2", fmt="nemotron")
         assert first.quarantined == retried.quarantined == next_night.quarantined == 1
         assert wh.scalar("SELECT count(*) FROM quarantine") == 1
+
+
+def test_publish_is_not_retried_when_it_would_fail_the_same_way(monkeypatch, prefect_harness):
+    """Hub errors are retried with backoff; an unknown or tampered release is not."""
+    from tasks.release import publish
+
+    calls = []
+
+    def refused(*args, **kwargs):
+        calls.append(args)
+        raise ValueError("no release named 'nope'")
+
+    monkeypatch.setattr("tasks.release.publish_release", refused)
+    with pytest.raises(ValueError, match="no release named"):
+        publish(REPO / "unused.duckdb", "nope", "org/x", True)
+    assert len(calls) == 1
