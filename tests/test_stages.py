@@ -98,17 +98,20 @@ def test_predictors_train_once_and_again_when_settings_change(tmp_path, tiny_mod
         assert wh.scalar("SELECT count(*) FROM predictors") == 4
 
 
+# Baselines on two questions a night; 48 thinking tokens are too few for the tiny models, so every
+# trace fails (over the length cap) after its one attempt.
+TWO_QUESTIONS_A_NIGHT = {
+    "methods": ["student-only", "teacher-only"],
+    "max_thinking_tokens": 48,
+    "max_answer_tokens": 32,
+    "max_attempts": 1,
+    "limit": 2,
+    "concurrency": 2,
+}
+
+
 def test_synthesize_cli_runs_baselines_and_a_rerun_adds_nothing(tmp_path, tiny_models):
-    small = {
-        "methods": ["student-only", "teacher-only"],
-        "max_thinking_tokens": 48,
-        "max_answer_tokens": 32,
-        "max_attempts": 1,
-        "limit": 2,
-        "concurrency": 2,
-        "retry_failed": 0,
-    }
-    cfg = ingested(tmp_path, tiny_models, synthesis=small)
+    cfg = ingested(tmp_path, tiny_models, synthesis={**TWO_QUESTIONS_A_NIGHT, "retry_failed": 0})
     path = tmp_path / "pipeline.yaml"
     first = runner.invoke(app, ["synthesize", "-c", str(path), "--json"])
     assert first.exit_code == 0, first.output
@@ -125,17 +128,7 @@ def test_synthesize_cli_runs_baselines_and_a_rerun_adds_nothing(tmp_path, tiny_m
 
 
 def test_failed_traces_are_tried_again_on_later_nights(tmp_path, tiny_models):
-    # 48 thinking tokens are too few for the tiny models: every trace fails (over the length cap).
-    small = {
-        "methods": ["student-only", "teacher-only"],
-        "max_thinking_tokens": 48,
-        "max_answer_tokens": 32,
-        "max_attempts": 1,
-        "limit": 2,
-        "concurrency": 2,
-        "retry_failed": 1,
-    }
-    cfg = ingested(tmp_path, tiny_models, synthesis=small)
+    cfg = ingested(tmp_path, tiny_models, synthesis={**TWO_QUESTIONS_A_NIGHT, "retry_failed": 1})
     path = str(tmp_path / "pipeline.yaml")
 
     def night() -> dict:
