@@ -134,12 +134,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
 
 def test_deploy_schedule_and_run_a_deployment_on_a_worker(prefect_server: PrefectServer) -> None:
     server = prefect_server
-    for setup in (
-        ("work-pool", "create", "tessy-process", "--type", "process"),
-        ("global-concurrency-limit", "create", "tessy-warehouse", "--limit", "1"),
-    ):
-        done = server.cli(*setup)
-        assert done.returncode == 0, done.stdout + done.stderr
+    pool = server.cli("work-pool", "create", "tessy-process", "--type", "process")
+    assert pool.returncode == 0, pool.stdout + pool.stderr
 
     start = time.monotonic()
     deploy = server.cli("deploy", "--all")
@@ -181,5 +177,8 @@ def test_deploy_schedule_and_run_a_deployment_on_a_worker(prefect_server: Prefec
         assert wh.scalar("SELECT count(*) FROM questions") >= 32
         assert wh.scalar("SELECT flow_run_id FROM runs WHERE kind = 'ingest'") == run["id"]
 
+    # The ingest took its turn through the warehouse writers' limit, which it created (one slot).
+    limit = httpx.get(f"{server.api}/v2/concurrency_limits/tessy-warehouse", timeout=10).json()
+    assert limit["limit"] == 1 and "do not exist" not in worker_log
     assert "Traceback" not in server.log.read_text(), server.log.read_text()[-4000:]
     print("prefect smoke timings:", {k: round(v, 1) for k, v in server.timings.items()})

@@ -92,6 +92,7 @@ def load_shards(wh: Warehouse, directory: Path, run_id: str) -> dict[str, int]:
 
 
 def _load(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
+    # A failed trace's new attempt replaces it, spans included.
     con.execute(
         "DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM _shard JOIN traces t USING (trace_id)"
         " WHERE t.status <> 'ok')"
