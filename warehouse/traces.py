@@ -41,6 +41,7 @@ def plan_jobs(
     into memory."""
     name, version = filter_identity(cfg)
     questions = questions_to_synthesize(wh, name, version)
+    # Built in the order jobs run in (question by question, methods as configured): `position` keeps it.
     candidates = pl.DataFrame(
         [
             (trace_id(cfg, qid, method, predictors), qid, text, method, rank)
@@ -55,18 +56,17 @@ def plan_jobs(
             "rank": pl.Int64,
         },
         orient="row",
-    )
+    ).with_row_index("position")
     with registered(wh.con, "_candidates", candidates.to_arrow()):
         todo = wh.frame(
             "SELECT c.* FROM _candidates c ANTI JOIN (SELECT trace_id FROM traces WHERE status = 'ok'"
-            " OR nights > ?) t USING (trace_id) ORDER BY c.rank, c.method",
+            " OR nights > ?) t USING (trace_id) ORDER BY c.position",
             [cfg.synthesis.retry_failed],
         )
     if limit is not None:
         first = todo["rank"].unique(maintain_order=True).head(limit)
         todo = todo.filter(pl.col("rank").is_in(first.implode()))
-    order = {m: i for i, m in enumerate(methods)}
-    rows = sorted(todo.iter_rows(named=True), key=lambda r: (r["rank"], order[r["method"]]))
+    rows = todo.iter_rows(named=True)
     return [Job(r["trace_id"], r["question_id"], r["question"], r["method"]) for r in rows]
 
 
