@@ -15,6 +15,7 @@ from tessy.filtering.heuristic import HEURISTIC_VERSION, Decision
 from tessy.filtering.judges import Judge, heuristic_judge
 from tessy.microworld.problems import export_questions, generate_problems
 from tessy.microworld.traces import make_trace
+from tessy.release.export import files_hash
 from tessy.runtime import load_model
 from tessy.synthesis.records import Span, Trace
 from tessy.synthesis.shards import ShardWriter
@@ -29,7 +30,6 @@ from warehouse.releases import (
     ReleaseTampered,
     create_release,
     diff_releases,
-    files_hash,
     next_release_name,
     publish_release,
     unpublished,

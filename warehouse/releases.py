@@ -15,7 +15,7 @@ from tessy.config import PipelineConfig
 from tessy.hashing import config_hash, sha256_text
 from tessy.quality.expectations import GateConfig, GateResult, validate_release
 from tessy.release.card import CardInfo, write_card
-from tessy.release.export import content_hash, export_release, release_rows
+from tessy.release.export import content_hash, export_release, files_hash, release_rows
 from tessy.release.names import checked_release_name
 from tessy.release.publish import PublishResult, publish
 from tessy.runtime import served_name
@@ -237,14 +237,6 @@ def publish_release(
                 [release_id, repo_id, result.revision, name, datetime.now(UTC).replace(tzinfo=None)],
             )
     return result
-
-
-def files_hash(folder: Path, files: list[str]) -> str:
-    """The content hash of a release's Parquet files as they are on disk now ("" when one is missing)."""
-    try:
-        return content_hash(pl.concat([pl.read_parquet(folder / f) for f in files]))
-    except (OSError, pl.exceptions.PolarsError):
-        return ""
 
 
 def unpublished(wh: Warehouse, repo_id: str) -> list[str]:

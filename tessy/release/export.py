@@ -53,6 +53,15 @@ def content_hash(rows: pl.DataFrame) -> str:
     return digest.hexdigest()
 
 
+def files_hash(folder: Path, files: list[str]) -> str:
+    """The content hash of exported files as they are on disk now ("" when one is missing or broken):
+    what `export_release` reported for them, unless they changed since."""
+    try:
+        return content_hash(pl.concat([pl.read_parquet(folder / f) for f in files]))
+    except (OSError, pl.exceptions.PolarsError):
+        return ""
+
+
 def export_release(
     frame: pl.DataFrame, folder: str | Path, *, config: str = "default", max_rows_per_shard: int = 10_000
 ) -> Export:
