@@ -12,17 +12,17 @@ from tessy.boundary import (
     Lexicon,
     Window,
     annotate_llm,
+    annotation_prompt,
     cut_windows,
     dedup,
-    judge_prompt,
     load_windows,
     sample_segments,
     save_windows,
     score,
 )
+from tessy.boundary.annotate import AnnotationError, locate, parse_phrases
 from tessy.boundary.base import train_tokenizer
 from tessy.boundary.dataset import encode
-from tessy.boundary.judge import JudgeError, locate, parse_phrases
 from tessy.boundary.labels import IGNORE, shift, token_labels
 
 
@@ -153,7 +153,7 @@ def test_parse_phrases_strict_json():
         ('{"a": 1}', "not_string_array"),
         ("[1, 2]", "not_string_array"),
     ]:
-        with pytest.raises(JudgeError) as e:
+        with pytest.raises(AnnotationError) as e:
             parse_phrases(bad)
         assert e.value.reason == reason
 
@@ -161,10 +161,10 @@ def test_parse_phrases_strict_json():
 def test_locate_in_order_after_previous_match():
     text = "So we add. So we stop."
     assert locate(text, ["So", "So"]) == [(0, 2), (11, 13)]
-    with pytest.raises(JudgeError) as e:
+    with pytest.raises(AnnotationError) as e:
         locate(text, ["stop", "add"])
     assert e.value.reason == "out_of_order"
-    with pytest.raises(JudgeError) as e:
+    with pytest.raises(AnnotationError) as e:
         locate(text, ["Well"])
     assert e.value.reason == "span_not_found"
 
@@ -205,7 +205,7 @@ def test_annotate_llm_keeps_good_windows_and_counts_drops():
         "out_of_order": 1,
         "engine_error:TimeoutError": 1,
     }
-    assert engine.calls[0][0].startswith("<user>") and "JSON array" in judge_prompt("x")
+    assert engine.calls[0][0].startswith("<user>") and "JSON array" in annotation_prompt("x")
 
 
 def test_lexicon_microworld_and_general():

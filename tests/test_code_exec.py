@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tessy.quality.code_exec import extract_code, run_tests
-from tessy.quality.qa import code_exec_mode
+from tessy.quality.measure import code_exec_mode
 from tessy.quality.sandbox import ENV, INSIDE, MAX_PROCESSES, Sandbox, find_sandbox
 
 ISOLATED = find_sandbox().isolated
@@ -62,7 +62,7 @@ def test_without_a_sandbox_nothing_runs_unless_allowed(monkeypatch):
     refused = run_tests(ADD, ["1 2\n"], ["3\n"])
     assert refused.status == "not_run" and "bwrap" in refused.detail
     assert run_tests(ADD, ["1 2\n"], ["3\n"], allow_unsafe=True).passed
-    monkeypatch.setattr("tessy.quality.qa.find_sandbox", lambda: bare)
+    monkeypatch.setattr("tessy.quality.measure.find_sandbox", lambda: bare)
     run, note = code_exec_mode(True, False)
     assert not run and note.startswith("code NOT run: bubblewrap (bwrap) is not installed")
     run, note = code_exec_mode(True, True)

@@ -13,10 +13,10 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
 from tessy.quality.expectations import GateConfig, validate_release
+from tessy.quality.measure import run_qa
 from tessy.quality.metrics import method_metrics, repetition_rate, trace_metrics
 from tessy.quality.nll import _fit, student_nll
 from tessy.quality.plots import write_plots
-from tessy.quality.qa import run_qa
 from tessy.quality.report import markdown_report, summary_table
 from tessy.quality.similarity import similarity_to_reference, tfidf_vectors
 from tessy.quality.traces import thinking_of

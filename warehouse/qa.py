@@ -10,8 +10,8 @@ from typing import Any
 import polars as pl
 
 from tessy.config import PipelineConfig
+from tessy.quality.measure import code_exec_mode, qa_key, run_qa
 from tessy.quality.plots import write_plots
-from tessy.quality.qa import code_exec_mode, qa_key, run_qa
 from tessy.quality.report import markdown_report, summary_table
 from tessy.runtime import load_model, served_name
 from warehouse.db import Warehouse, open_warehouse, registered, transaction

@@ -1,12 +1,12 @@
 """Boundary predictors: token classifiers that tell where a teacher span or a student span ends.
 
-windows -> annotation (LLM judge or lexicon) -> training -> evaluation -> BoundaryPredictor.
+windows -> annotation (LLM annotator or lexicon) -> training -> evaluation -> BoundaryPredictor.
 """
 
+from tessy.boundary.annotate import ANNOTATOR_VERSION, Annotation, annotate_llm, annotation_prompt
 from tessy.boundary.base import make_base, random_base
 from tessy.boundary.cut import Cut, find_cut
 from tessy.boundary.evaluate import evaluate, score
-from tessy.boundary.judge import JUDGE_VERSION, Annotation, annotate_llm, judge_prompt
 from tessy.boundary.lexicon import GENERAL, MICROWORLD, Lexicon
 from tessy.boundary.predictor import BoundaryPredictor, Prediction, Request
 from tessy.boundary.segments import SegmentSample, sample_segments
@@ -15,7 +15,7 @@ from tessy.boundary.windows import Window, cut_windows, dedup, load_windows, sav
 
 __all__ = [
     "GENERAL",
-    "JUDGE_VERSION",
+    "ANNOTATOR_VERSION",
     "MICROWORLD",
     "Annotation",
     "BoundaryPredictor",
@@ -32,7 +32,7 @@ __all__ = [
     "dedup",
     "evaluate",
     "find_cut",
-    "judge_prompt",
+    "annotation_prompt",
     "load_windows",
     "make_base",
     "random_base",

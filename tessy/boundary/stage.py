@@ -10,9 +10,9 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
+from tessy.boundary.annotate import annotate_llm
 from tessy.boundary.base import make_base
 from tessy.boundary.evaluate import evaluate
-from tessy.boundary.judge import annotate_llm
 from tessy.boundary.lexicon import GENERAL, MICROWORLD
 from tessy.boundary.segments import sample_segments
 from tessy.boundary.train import TrainConfig, data_hash, train

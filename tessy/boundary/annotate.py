@@ -13,7 +13,7 @@ from tessy.boundary.windows import Span, Window
 if TYPE_CHECKING:
     from tessy.engines import Engine, Sampling
 
-JUDGE_VERSION = "style-judge-v1"
+ANNOTATOR_VERSION = "style-judge-v1"  # stored value kept: renaming it would not change an annotation
 
 _TEMPLATE = """Below is a passage taken from a model's step-by-step reasoning.
 List every phrase in it that only steers the flow or tone of the text and carries none of its content:
@@ -31,8 +31,8 @@ Passage:
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 
-class JudgeError(ValueError):
-    """A judge answer that cannot be turned into spans; `reason` is the drop counter's key."""
+class AnnotationError(ValueError):
+    """An annotator answer that cannot be turned into spans; `reason` is the drop counter's key."""
 
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
@@ -45,22 +45,22 @@ class Annotation:
     dropped: Counter[str] = field(default_factory=Counter)  # reason -> windows dropped
 
 
-def judge_prompt(text: str) -> str:
-    """The user message asking the judge for the style phrases of one window."""
+def annotation_prompt(text: str) -> str:
+    """The user message asking the annotator for the style phrases of one window."""
     return _TEMPLATE.format(text=text)
 
 
 def parse_phrases(answer: str) -> list[str]:
-    """The judge's JSON array of phrases. A markdown code fence around it is tolerated, nothing else."""
+    """The annotator's JSON array of phrases. A markdown code fence around it is tolerated, nothing else."""
     body = answer.strip()
     if fenced := _FENCE.match(body):
         body = fenced.group(1)
     try:
         phrases = json.loads(body)
     except json.JSONDecodeError as e:
-        raise JudgeError("invalid_json", str(e)) from e
+        raise AnnotationError("invalid_json", str(e)) from e
     if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
-        raise JudgeError("not_string_array", body[:200])
+        raise AnnotationError("not_string_array", body[:200])
     return phrases
 
 
@@ -70,11 +70,11 @@ def locate(text: str, phrases: Sequence[str]) -> list[Span]:
     cursor = 0
     for phrase in phrases:
         if not phrase.strip():
-            raise JudgeError("empty_phrase", repr(phrase))
+            raise AnnotationError("empty_phrase", repr(phrase))
         at = text.find(phrase, cursor)
         if at < 0:
             reason = "out_of_order" if phrase in text else "span_not_found"
-            raise JudgeError(reason, repr(phrase))
+            raise AnnotationError(reason, repr(phrase))
         cursor = at + len(phrase)
         spans.append((at, cursor))
     return spans
@@ -89,9 +89,10 @@ async def annotate_llm(
     extract: Callable[[str], str] = str.strip,
     concurrency: int = 16,
 ) -> Annotation:
-    """Annotate windows with a judge model. `render` wraps the user message in the judge's chat format;
-    `extract` takes the final answer out of its reply. A window whose answer does not parse, or names a
-    phrase that is not in the window (in order), is dropped and counted by reason, never guessed."""
+    """Annotate windows with an annotator model. `render` wraps the user message in the annotator's
+    chat format; `extract` takes the final answer out of its reply. A window whose answer does not
+    parse, or names a phrase that is not in the window (in order), is dropped and counted by reason,
+    never guessed."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be positive, got {concurrency}")
     gate = asyncio.Semaphore(concurrency)
@@ -100,13 +101,13 @@ async def annotate_llm(
     async def one(window: Window) -> Window | None:
         async with gate:
             try:
-                completion = await engine.complete(render(judge_prompt(window.text)), params)
+                completion = await engine.complete(render(annotation_prompt(window.text)), params)
             except Exception as e:  # counted by type; one failing request must not sink the batch
                 dropped[f"engine_error:{type(e).__name__}"] += 1
                 return None
         try:
             return window.with_spans(locate(window.text, parse_phrases(extract(completion.text))))
-        except JudgeError as e:
+        except AnnotationError as e:
             dropped[e.reason] += 1
             return None
 
