@@ -27,17 +27,18 @@ import torch
 import typer
 
 from tessy.boundary.base import make_base
+from tessy.boundary.evaluate import gold_windows
 from tessy.boundary.predictor import BoundaryPredictor, Request
-from tessy.boundary.stage import gold_windows
 from tessy.boundary.train import TrainConfig, train
 from tessy.config import PipelineConfig
 from tessy.engines.servers import ServerGroup, ServerSpec
 from tessy.microworld.build import build, read_stamp
 from tessy.microworld.problems import generate_problems
-from tessy.runtime import PredictorRef, synthesizer_from_config
+from tessy.runtime import synthesizer_from_config
 from tessy.synthesis.machine import Synthesizer, word_cut
 from tessy.synthesis.scheduler import Job, run_jobs
 from tessy.synthesis.shards import ShardWriter
+from warehouse.predictors import PredictorRef
 
 WORK = Path(".tessy/bench/synthesis")
 

@@ -16,34 +16,35 @@ from flows.release import release_flow
 from flows.synthesize import synthesize_flow
 from tasks.runs import run_name
 from tasks.servers import served
-from tessy.config import load_config
+from tessy.config import DEFAULT_CONFIG, load_config
 from tessy.preflight import ensure_ready
 from tessy.runtime import ROLES
 
 
 @flow(name="nightly", flow_run_name=run_name, log_prints=True)
-def nightly_flow(config_path: Path = Path("configs/demo.yaml")) -> dict[str, Any]:
+def nightly_flow(config_path: Path = DEFAULT_CONFIG) -> dict[str, Any]:
     """The whole pipeline: ingest -> filter -> predictors (when stale) -> synthesize new questions ->
     QA -> release (Great Expectations gate) -> publish (when the config names a Hub repo). The model
     servers start once for the stages that need them. A config whose storage, sources, models or
-    servers are missing on this machine fails before anything is written.
+    servers are missing on this machine fails before anything is written. The config is loaded once
+    and passed down to every stage.
 
     Args:
         config_path: pipeline YAML, relative to the repository root.
     """
     cfg = load_config(config_path)
     ensure_ready(cfg, roles=ROLES, sources=True, config_path=config_path)
-    result: dict[str, Any] = {"ingest": ingest_flow(config_path)}
+    result: dict[str, Any] = {"ingest": ingest_flow(config_path, cfg=cfg)}
     with served(cfg) as endpoints:
-        result["filter"] = filter_flow(config_path, endpoints)
-        result["predictors"] = predictors_flow(config_path, endpoints=endpoints)
-        result["synthesize"] = synthesize_flow(config_path, endpoints=endpoints)
-    result["qa"] = qa_flow(config_path)
-    result["release"] = release_flow(config_path)
+        result["filter"] = filter_flow(config_path, endpoints, cfg=cfg)
+        result["predictors"] = predictors_flow(config_path, endpoints=endpoints, cfg=cfg)
+        result["synthesize"] = synthesize_flow(config_path, endpoints=endpoints, cfg=cfg)
+    result["qa"] = qa_flow(config_path, cfg=cfg)
+    result["release"] = release_flow(config_path, cfg=cfg)
     return result
 
 
-def main(config: Annotated[Path, typer.Argument(help="pipeline YAML")] = Path("configs/demo.yaml")) -> None:
+def main(config: Annotated[Path, typer.Argument(help="pipeline YAML")] = DEFAULT_CONFIG) -> None:
     """Run the nightly flow and say where its outputs are."""
     from rich.console import Console
     from rich.table import Table

@@ -7,17 +7,17 @@ import typer
 from prefect import flow
 
 from tasks.predictors import train_predictors
-from tasks.runs import recorded_run, run_name
-from tessy.config import load_config
-from tessy.preflight import ensure_ready
-from tessy.runtime import ROLES
+from tasks.runs import run_name, stage_run
+from tessy.config import DEFAULT_CONFIG, PipelineConfig
+from tessy.runtime import ROLES, Endpoints
 
 
 @flow(name="predictors", flow_run_name=run_name, log_prints=True)
 def predictors_flow(
-    config_path: Path = Path("configs/demo.yaml"),
+    config_path: Path = DEFAULT_CONFIG,
     force: bool = False,
-    endpoints: dict[str, list[str]] | None = None,
+    endpoints: Endpoints | None = None,
+    cfg: PipelineConfig | None = None,
 ) -> dict[str, Any]:
     """Train each role's boundary predictor unless one with the same models, base and settings is
     registered (`predictors`); a retrain samples both models' own responses, so it needs their servers.
@@ -27,18 +27,16 @@ def predictors_flow(
         force: retrain even when the registered predictors are up to date.
         endpoints: servers a parent flow already runs (role -> URLs); otherwise servers are started
             when a predictor must be trained.
+        cfg: the loaded config, when a parent flow passes its own down.
     """
-    cfg = load_config(config_path)
-    ensure_ready(cfg, roles=ROLES if endpoints is None else (), config_path=config_path)
-    with recorded_run(cfg.warehouse, "predictors", cfg.public_dict()) as run:
+    with stage_run("predictors", config_path, cfg, roles=ROLES if endpoints is None else ()) as (cfg, run):
         result = train_predictors(cfg, run.run_id, force, endpoints)
         run.stats = {role: {k: v for k, v in info.items() if k != "path"} for role, info in result.items()}
-    print(f"predictors {run.run_id}: {run.stats}")
     return {"run_id": run.run_id, **result}
 
 
 def main(
-    config: Annotated[Path, typer.Argument(help="pipeline YAML")] = Path("configs/demo.yaml"),
+    config: Annotated[Path, typer.Argument(help="pipeline YAML")] = DEFAULT_CONFIG,
     force: bool = False,
 ) -> None:
     predictors_flow(config, force)

@@ -7,23 +7,21 @@ import typer
 from prefect import flow
 
 from tasks.qa import check_traces
-from tasks.runs import recorded_run, run_name
-from tessy.config import load_config
-from tessy.preflight import ensure_ready
+from tasks.runs import run_name, stage_run
+from tessy.config import DEFAULT_CONFIG, PipelineConfig
 
 
 @flow(name="qa", flow_run_name=run_name, log_prints=True)
-def qa_flow(config_path: Path = Path("configs/demo.yaml")) -> dict[str, Any]:
+def qa_flow(config_path: Path = DEFAULT_CONFIG, cfg: PipelineConfig | None = None) -> dict[str, Any]:
     """Score every trace of this config (token counts, student share, TF-IDF similarity to the
     student, student NLL, code tests in a sandbox) into `qa_metrics`; write the QA report and plots
     under the workdir and show them as artifacts.
 
     Args:
         config_path: pipeline YAML, relative to the repository root.
+        cfg: the loaded config, when a parent flow passes its own down.
     """
-    cfg = load_config(config_path)
-    ensure_ready(cfg, config_path=config_path)
-    with recorded_run(cfg.warehouse, "qa", cfg.public_dict()) as run:
+    with stage_run("qa", config_path, cfg) as (cfg, run):
         outcome = check_traces(cfg, run.run_id)
         run.stats = {
             "traces": outcome.n_traces,
@@ -31,11 +29,10 @@ def qa_flow(config_path: Path = Path("configs/demo.yaml")) -> dict[str, Any]:
             "metrics": outcome.n_metrics,
             "report": str(outcome.report),
         }
-    print(f"qa {run.run_id}: report {outcome.report}")
     return {"run_id": run.run_id, "summary": outcome.summary, **run.stats}
 
 
-def main(config: Annotated[Path, typer.Argument(help="pipeline YAML")] = Path("configs/demo.yaml")) -> None:
+def main(config: Annotated[Path, typer.Argument(help="pipeline YAML")] = DEFAULT_CONFIG) -> None:
     qa_flow(config)
 
 

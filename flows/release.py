@@ -8,13 +8,14 @@ import typer
 from prefect import flow
 
 from tasks.release import make_release, publish, unpublished_releases
-from tasks.runs import recorded_run, run_name
-from tessy.config import load_config
-from tessy.preflight import ensure_ready
+from tasks.runs import run_name, stage_run
+from tessy.config import DEFAULT_CONFIG, PipelineConfig
 
 
 @flow(name="release", flow_run_name=run_name, log_prints=True)
-def release_flow(config_path: Path = Path("configs/demo.yaml"), name: str | None = None) -> dict[str, Any]:
+def release_flow(
+    config_path: Path = DEFAULT_CONFIG, name: str | None = None, cfg: PipelineConfig | None = None
+) -> dict[str, Any]:
     """Gate this config's traces that passed QA with Great Expectations, export them as an immutable
     release (Parquet + dataset card) and record it in `releases`; a nightly (unnamed) release is made
     only when its rows changed. When the config names `release.hub_repo` (HF_TOKEN from the
@@ -24,10 +25,9 @@ def release_flow(config_path: Path = Path("configs/demo.yaml"), name: str | None
     Args:
         config_path: pipeline YAML, relative to the repository root.
         name: release name [default: {name_prefix}-{date}-{n}].
+        cfg: the loaded config, when a parent flow passes its own down.
     """
-    cfg = load_config(config_path)
-    ensure_ready(cfg, config_path=config_path)
-    with recorded_run(cfg.warehouse, "release", cfg.public_dict()) as run:
+    with stage_run("release", config_path, cfg) as (cfg, run):
         outcome = make_release(cfg, run.run_id, name)
         if outcome is not None:
             run.stats = {
@@ -40,12 +40,11 @@ def release_flow(config_path: Path = Path("configs/demo.yaml"), name: str | None
                 release: publish(cfg.warehouse, release, repo, cfg.release.private)
                 for release in unpublished_releases(cfg.warehouse, repo)
             }
-    print(f"release: {run.stats or 'no new rows, no release'}")
     return {"run_id": run.run_id, "folder": str(outcome.folder) if outcome else None, **run.stats}
 
 
 def main(
-    config: Annotated[Path, typer.Argument(help="pipeline YAML")] = Path("configs/demo.yaml"),
+    config: Annotated[Path, typer.Argument(help="pipeline YAML")] = DEFAULT_CONFIG,
     name: str | None = None,
 ) -> None:
     release_flow(config, name)

@@ -11,12 +11,11 @@ import typer
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks.runs import recorded_run, run_name
+from tasks.runs import run_name, stage_run
 from tasks.servers import served
 from tasks.synthesize import load_traces, plan, synthesize_part
-from tessy.config import load_config
-from tessy.preflight import ensure_ready
-from tessy.runtime import ROLES, shard_dir
+from tessy.config import DEFAULT_CONFIG, PipelineConfig
+from tessy.runtime import ROLES, Endpoints
 
 
 @flow(
@@ -26,10 +25,11 @@ from tessy.runtime import ROLES, shard_dir
     task_runner=ThreadPoolTaskRunner(max_workers=8),
 )
 def synthesize_flow(
-    config_path: Path = Path("configs/demo.yaml"),
+    config_path: Path = DEFAULT_CONFIG,
     method: str | None = None,
     limit: int | None = None,
-    endpoints: dict[str, list[str]] | None = None,
+    endpoints: Endpoints | None = None,
+    cfg: PipelineConfig | None = None,
 ) -> dict[str, Any]:
     """Synthesize TESSY and baseline traces for the contest questions that have none for this config
     (both models' servers, and the predictors for TESSY), write them to shards, load them into
@@ -40,34 +40,29 @@ def synthesize_flow(
         method: one method only [default: the config's methods].
         limit: most questions [default: the config's synthesis.limit].
         endpoints: servers a parent flow already runs (role -> URLs); otherwise this flow starts them.
+        cfg: the loaded config, when a parent flow passes its own down.
     """
-    cfg = load_config(config_path)
-    ensure_ready(cfg, roles=ROLES if endpoints is None else (), config_path=config_path)
-    methods = [method] if method else list(cfg.synthesis.methods)
-    shards = shard_dir(cfg)
-    with recorded_run(cfg.warehouse, "synthesize", cfg.public_dict()) as run:
-        jobs, predictors = plan(cfg, methods, limit if limit is not None else cfg.synthesis.limit)
-        parts = [jobs[i :: cfg.synthesis.workers] for i in range(cfg.synthesis.workers)]
+    with stage_run("synthesize", config_path, cfg, roles=ROLES if endpoints is None else ()) as (cfg, run):
+        methods = [method] if method else list(cfg.synthesis.methods)
+        work = plan(cfg, methods, limit if limit is not None else cfg.synthesis.limit)
         with served(cfg, ROLES, endpoints) as running:
             futures = [
-                synthesize_part.submit(cfg, running, predictors, part, shards, i)
-                for i, part in enumerate(parts)
-                if part
+                synthesize_part.submit(cfg, running, work.predictors, part, i)
+                for i, part in enumerate(work.parts(cfg.synthesis.workers))
             ]
             results = [f.result() for f in futures]
         seconds = max((r["seconds"] for r in results), default=0.0)
         run.stats = {
-            "jobs": len(jobs),
+            "jobs": len(work.jobs),
             "done": sum(r["done"] for r in results),
             "failed": sum(r["failed"] for r in results),
-            **load_traces(cfg.warehouse, shards, run.run_id, seconds),
+            **load_traces(cfg, run.run_id, seconds),
         }
-    print(f"synthesize {run.run_id}: {run.stats}")
     return {"run_id": run.run_id, **run.stats}
 
 
 def main(
-    config: Annotated[Path, typer.Argument(help="pipeline YAML")] = Path("configs/demo.yaml"),
+    config: Annotated[Path, typer.Argument(help="pipeline YAML")] = DEFAULT_CONFIG,
     method: str | None = None,
     limit: int | None = None,
 ) -> None:

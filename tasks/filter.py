@@ -1,4 +1,4 @@
-"""Filter task: label pending questions as contest / not contest with the configured judge."""
+"""Filter task: the filter stage, with its label counts as a table artifact."""
 
 from typing import Any
 
@@ -7,18 +7,17 @@ from prefect.logging import get_run_logger
 
 from tasks.artifacts import table
 from tessy.config import PipelineConfig
-from tessy.runtime import judge_from_config
-from warehouse.labels import run_filter
+from tessy.runtime import Endpoints
+from tessy.stages import filter as stage
 
 
 @task(task_run_name="filter questions ({cfg.filter.judge} judge)")
-def filter_questions(cfg: PipelineConfig, endpoints: dict[str, list[str]], run_id: str) -> dict[str, Any]:
-    stats = run_filter(cfg.warehouse, run_id, judge_from_config(cfg, endpoints))
+def filter_questions(cfg: PipelineConfig, endpoints: Endpoints, run_id: str) -> dict[str, Any]:
+    stats = stage.run(cfg, run_id, endpoints=endpoints)
     get_run_logger().info("filter %s: %s", cfg.filter.judge, stats)
-    row = {"judge": cfg.filter.judge, **stats}
     table(
         "filter-summary",
-        [row],
+        [{"judge": cfg.filter.judge, **stats}],
         f"contest labels after filter run {run_id}; domain_agreement: labels "
         "that match the source's own domain (code = contest), over the questions that have one",
     )

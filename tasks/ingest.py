@@ -1,6 +1,6 @@
-"""Ingest tasks: stream one configured source into the warehouse. Hub sources are read over the
-network and retried with backoff; a retry in the same run adds no row twice (questions are keyed by
-content, quarantine rows by run and locator)."""
+"""Ingest task: one configured source into the warehouse. Hub sources are read over the network and
+retried with backoff; a retry in the same run adds no row twice (questions are keyed by content,
+quarantine rows by source and locator)."""
 
 from pathlib import Path
 
@@ -11,22 +11,13 @@ from prefect.tasks import exponential_backoff
 from tasks.runs import warehouse_turn
 from tessy.config import IngestConfig, SourceConfig
 from tessy.sources.hub import HUB_PREFIX
-from warehouse.db import open_warehouse
-from warehouse.ingest import ingest_path
+from tessy.stages.ingest import ingest_source as ingest
 
 
 @task(task_run_name="ingest {source.path}", retry_delay_seconds=exponential_backoff(backoff_factor=10))
 def ingest_source(db: Path, source: SourceConfig, options: IngestConfig, run_id: str) -> dict[str, int]:
-    with warehouse_turn(), open_warehouse(db) as wh:
-        stats = ingest_path(
-            wh,
-            source.path,
-            run_id,
-            fmt=source.format,
-            question_field=source.question_field,
-            max_chars=options.max_chars,
-            batch_rows=options.batch_rows,
-        )
+    with warehouse_turn():
+        stats = ingest(db, source, options, run_id)
     get_run_logger().info("%s: %s", source.path, stats.as_dict())
     return stats.as_dict()
 

@@ -1,4 +1,4 @@
-"""Predictors task: (re)train the boundary predictors when their models, base or settings changed."""
+"""Predictors task: the predictors stage, each role's outcome logged and shown as a table."""
 
 from typing import Any
 
@@ -7,14 +7,15 @@ from prefect.logging import get_run_logger
 
 from tasks.artifacts import table
 from tessy.config import PipelineConfig
-from warehouse.predictors import ensure_predictors
+from tessy.runtime import Endpoints
+from tessy.stages import predictors as stage
 
 
 @task(task_run_name="train predictors when stale (force={force})")
 def train_predictors(
-    cfg: PipelineConfig, run_id: str, force: bool = False, endpoints: dict[str, list[str]] | None = None
+    cfg: PipelineConfig, run_id: str, force: bool = False, endpoints: Endpoints | None = None
 ) -> dict[str, dict[str, Any]]:
-    result = ensure_predictors(cfg, run_id, force=force, endpoints=endpoints)
+    result = stage.run(cfg, run_id, force=force, endpoints=endpoints)
     for role, info in result.items():
         verb = "trained" if info["trained"] else "up to date"
         get_run_logger().info(

@@ -1,5 +1,4 @@
-"""QA task: score this config's traces, store the metrics, write the report and plots, and show them
-in the UI (plots embedded in the report artifact, the per-method table rounded)."""
+"""QA task: the QA stage, its report shown in the UI (plots embedded, the per-method table rounded)."""
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -8,13 +7,13 @@ from prefect.logging import get_run_logger
 from tasks.artifacts import file_link, table
 from tessy.config import PipelineConfig
 from tessy.quality.report import markdown_report
-from warehouse.qa import QAOutcome, run_qa_stage
+from tessy.stages import qa as stage
 
 
 @task(task_run_name="QA of {cfg.name} traces")
-def check_traces(cfg: PipelineConfig, run_id: str) -> QAOutcome:
+def check_traces(cfg: PipelineConfig, run_id: str) -> stage.QAOutcome:
     logger = get_run_logger()
-    outcome = run_qa_stage(cfg, run_id, report=logger.info)
+    outcome = stage.run(cfg, run_id, report=logger.info)
     (logger.info if outcome.code_exec.startswith("code ran") else logger.warning)(outcome.code_exec)
     create_markdown_artifact(
         markdown_report(outcome.summary, outcome.plots, run_id=run_id, embed=True, notes=[outcome.code_exec]),

@@ -1,12 +1,13 @@
-"""Run bookkeeping for flows: the `runs` row carries the Prefect flow run that made it, and each flow
-run is named after its flow, config and day (`nightly-demo-2026-11-29`), subflows too."""
+"""The frame every stage flow shares: its config (loaded and checked once), its `runs` row (which
+carries the Prefect flow run that made it), its name after flow, config and day
+(`nightly-demo-2026-11-29`), and the warehouse writers' turn."""
 
 import contextlib
 import functools
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from prefect import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
@@ -14,8 +15,9 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.runtime import flow_run
 
-from warehouse.db import Run
-from warehouse.db import recorded_run as _recorded_run
+from tessy.config import PipelineConfig, load_config
+from tessy.preflight import ensure_ready
+from warehouse.db import Run, recorded_run
 
 # The global concurrency limit whose one slot the long warehouse writers (ingest, shard loading) take,
 # so the UI shows which run waits for which. The file lock alone would order them too (warehouse/db.py),
@@ -42,8 +44,27 @@ def _warehouse_limit() -> str:
     return WAREHOUSE_LIMIT
 
 
-def recorded_run(db: Path, kind: str, config: dict[str, Any]) -> AbstractContextManager[Run]:
-    return _recorded_run(db, kind, config, flow_run_id=flow_run.id)
+@contextmanager
+def stage_run(
+    kind: str,
+    config_path: Path,
+    cfg: PipelineConfig | None = None,
+    *,
+    roles: tuple[str, ...] | Callable[[PipelineConfig], tuple[str, ...]] = (),
+    sources: bool = False,
+) -> Iterator[tuple[PipelineConfig, Run]]:
+    """The config and the stage's `runs` row for the block. The config is `cfg` when a parent flow
+    passes its own down (it checked it), else loaded from `config_path` and checked here: storage,
+    the sources when `sources`, the models of `roles` (or of `roles(cfg)`): ConfigNotReady before
+    anything is written.
+    The row completes with the block's stats, or fails with its error; a line then sums it up."""
+    if cfg is None:
+        cfg = load_config(config_path)
+        needed = roles(cfg) if callable(roles) else roles
+        ensure_ready(cfg, roles=needed, sources=sources, config_path=config_path)
+    with recorded_run(cfg.warehouse, kind, cfg.public_dict(), flow_run_id=flow_run.id) as run:
+        yield cfg, run
+    print(f"{kind} {run.run_id}: {run.stats or 'nothing new'}")
 
 
 def run_name() -> str:

@@ -1,7 +1,6 @@
-"""Synthesis tasks: plan the jobs, run one part of them against shared servers, load the shards and
-summarize what the run made."""
+"""Synthesis tasks: the synthesize stage's steps (plan, one part of the jobs against shared servers,
+load), so the flow can run the parts side by side; the loaded traces are summarized as a table."""
 
-from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -10,36 +9,30 @@ from prefect.logging import get_run_logger
 from tasks.artifacts import table
 from tasks.runs import warehouse_turn
 from tessy.config import PipelineConfig
-from tessy.runtime import PredictorRef, synthesize_jobs
+from tessy.runtime import Endpoints
+from tessy.stages import synthesize as stage
 from tessy.synthesis.scheduler import Job
-from warehouse.db import open_warehouse
-from warehouse.predictors import predictors_for
-from warehouse.traces import load_shards, plan_jobs, run_summary
+from warehouse.predictors import PredictorRef
 
 
 @task(task_run_name="plan jobs (limit {limit})")
-def plan(
-    cfg: PipelineConfig, methods: list[str], limit: int | None
-) -> tuple[list[Job], dict[str, PredictorRef]]:
-    with open_warehouse(cfg.warehouse) as wh:
-        predictors = predictors_for(wh, methods)
-        jobs = plan_jobs(wh, cfg, methods, predictors, limit)
-    get_run_logger().info("%d jobs planned (%s)", len(jobs), ", ".join(methods))
-    return jobs, predictors
+def plan(cfg: PipelineConfig, methods: list[str], limit: int | None) -> stage.Plan:
+    work = stage.plan(cfg, methods, limit)
+    get_run_logger().info("%d jobs planned (%s)", len(work.jobs), ", ".join(methods))
+    return work
 
 
 @task(task_run_name="synthesize part {part}")
 def synthesize_part(
     cfg: PipelineConfig,
-    endpoints: dict[str, list[str]],
+    endpoints: Endpoints,
     predictors: dict[str, PredictorRef],
     jobs: list[Job],
-    shards: Path,
     part: int,
 ) -> dict[str, float]:
     logger = get_run_logger()
-    stats = synthesize_jobs(
-        cfg, endpoints, predictors, jobs, shards, report=lambda line: logger.info("part %d: %s", part, line)
+    stats = stage.synthesize_part(
+        cfg, endpoints, predictors, jobs, report=lambda line: logger.info("part %d: %s", part, line)
     )
     logger.info(
         "part %d: %d samples (%d failed), %.0f tokens/s, teacher share %.2f",
@@ -53,12 +46,12 @@ def synthesize_part(
 
 
 @task(task_run_name="load shards into the warehouse")
-def load_traces(db: Path, shards: Path, run_id: str, seconds: float) -> dict[str, int]:
+def load_traces(cfg: PipelineConfig, run_id: str, seconds: float) -> dict[str, int]:
     """Load the shards, then publish a per-method table of what this run made. Methods run side by
     side, so a method's tok/s is its share of the run's throughput over the run's wall time."""
-    with warehouse_turn(), open_warehouse(db) as wh:
-        loaded = load_shards(wh, shards, run_id)
-        rows = run_summary(wh, run_id)
+    with warehouse_turn():
+        loaded = stage.load(cfg, run_id)
+    rows = stage.summary(cfg, run_id)
     table("synthesize-summary", [_row(r, seconds) for r in rows], f"traces made by synthesis run {run_id}")
     return loaded
 

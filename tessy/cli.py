@@ -1,5 +1,6 @@
-"""`tessy ...`: the command line. Warehouse commands import the warehouse lazily so library-only
-commands start fast."""
+"""`tessy ...`: the command line. Each stage command runs the same stage function as its Prefect
+flow (`tessy.stages`), and adds only printing. Stages are imported when their command runs, so the
+other commands start fast."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tessy.config import DEFAULT_CONFIG, IngestConfig, PipelineConfig, SourceConfig, load_config
+from tessy.errors import TessyError
 from tessy.microworld.cli import app as microworld_app
 
 app = typer.Typer(help="TESSY data platform: student-consistent SFT data synthesis.", no_args_is_help=True)
@@ -30,23 +33,21 @@ DbOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="pipeline YAML")]
-DEFAULT_CONFIG = Path("configs/demo.yaml")
 
 
-def _config(path: Path, db: Path | None = None, overrides: dict[str, Any] | None = None):
+def _config(path: Path, db: Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
     """Load a pipeline config, with `--db` and command-line overrides applied."""
-    from tessy.config import PipelineConfig, load_config
     from tessy.preflight import ensure_ready
 
-    cfg = load_config(path)
-    data = cfg.model_dump()
-    for section, values in (overrides or {}).items():
-        data[section] = {**data[section], **values}
-    if db is not None:
-        data["warehouse"] = db
-    cfg = PipelineConfig.model_validate(data)
+    cfg = load_config(path, db, overrides)
     ensure_ready(cfg, config_path=path)  # storage that is not there is not created
     return cfg
+
+
+def _recorded(cfg: PipelineConfig, kind: str):
+    from warehouse.db import recorded_run
+
+    return recorded_run(cfg.warehouse, kind, cfg.public_dict())
 
 
 def _print_rows(rows: list[dict[str, Any]], as_json: bool, title: str | None = None) -> None:
@@ -68,38 +69,29 @@ def ingest(
     ],
     fmt: Annotated[str | None, typer.Option("--format", help="source schema; detected when omitted")] = None,
     question_field: Annotated[str | None, typer.Option(help="question field for generic files")] = None,
-    max_chars: Annotated[int, typer.Option(help="quarantine longer questions")] = 100_000,
-    batch_rows: Annotated[int, typer.Option(help="rows per batch")] = 50_000,
+    max_chars: Annotated[int, typer.Option(help="quarantine longer questions")] = IngestConfig().max_chars,
+    batch_rows: Annotated[int, typer.Option(help="rows per batch")] = IngestConfig().batch_rows,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Read questions into the warehouse; bad rows go to `quarantine` with the reason."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from warehouse.db import open_warehouse, recorded_run
-    from warehouse.ingest import IngestStats, ingest_path
+    from tessy.stages.ingest import ingest_source
+    from warehouse.db import recorded_run
+    from warehouse.questions import IngestStats
 
-    options = {
-        "format": fmt,
-        "question_field": question_field,
-        "max_chars": max_chars,
-        "batch_rows": batch_rows,
-    }
+    options = IngestConfig(max_chars=max_chars, batch_rows=batch_rows)
+    sources = [SourceConfig(path=p, format=fmt, question_field=question_field) for p in paths]
     total = IngestStats()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} rows"))
-    with recorded_run(db, "ingest", {"sources": paths, **options}) as run, open_warehouse(db) as wh:
+    config = {"sources": paths, "format": fmt, "question_field": question_field, **options.model_dump()}
+    with recorded_run(db, "ingest", config) as run:
         with Progress(*columns, TimeElapsedColumn(), console=err, disable=as_json) as progress:
-            for path in paths:
-                task = progress.add_task(path, total=None)
-                stats = ingest_path(
-                    wh,
-                    path,
-                    run.run_id,
-                    fmt=fmt,
-                    question_field=question_field,
-                    max_chars=max_chars,
-                    batch_rows=batch_rows,
-                    on_batch=lambda s, t=task: progress.advance(t, s.read),
+            for source in sources:
+                task = progress.add_task(source.path, total=None)
+                stats = ingest_source(
+                    db, source, options, run.run_id, on_batch=lambda s, t=task: progress.advance(t, s.read)
                 )
                 total.add(stats)
                 run.stats = total.as_dict()
@@ -114,14 +106,11 @@ def filter_questions(
     as_json: JsonOption = False,
 ) -> None:
     """Label pending questions as programming-contest or not (`question_labels`)."""
-    from tessy.runtime import judge_from_config, judge_roles, model_endpoints
-    from warehouse.db import recorded_run
-    from warehouse.labels import run_filter
+    from tessy.stages import filter as stage
 
     cfg = _config(config, db, {"filter": {"judge": judge}} if judge else {})
-    with recorded_run(cfg.warehouse, "filter", cfg.public_dict()) as run:
-        with model_endpoints(cfg, judge_roles(cfg)) as endpoints:
-            run.stats = run_filter(cfg.warehouse, run.run_id, judge_from_config(cfg, endpoints))
+    with _recorded(cfg, "filter") as run:
+        run.stats = stage.run(cfg, run.run_id)
     _print_rows([{"run_id": run.run_id, "judge": cfg.filter.judge, **run.stats}], as_json, title="filter")
 
 
@@ -134,26 +123,13 @@ def synthesize(
     as_json: JsonOption = False,
 ) -> None:
     """Synthesize traces for filtered questions that have none for this config, then load them."""
-    from tessy.runtime import model_endpoints, shard_dir, synthesize_jobs
-    from warehouse.db import open_warehouse, recorded_run
-    from warehouse.predictors import predictors_for
-    from warehouse.traces import load_shards, plan_jobs
+    from tessy.stages import synthesize as stage
 
     cfg = _config(config, db)
-    methods = [method] if method else list(cfg.synthesis.methods)
-    with recorded_run(cfg.warehouse, "synthesize", cfg.public_dict()) as run:
-        with open_warehouse(cfg.warehouse) as wh:
-            predictors = predictors_for(wh, methods)
-            jobs = plan_jobs(
-                wh, cfg, methods, predictors, limit if limit is not None else cfg.synthesis.limit
-            )
-        with model_endpoints(cfg) as endpoints:
-            stats = synthesize_jobs(
-                cfg, endpoints, predictors, jobs, shard_dir(cfg), show_progress=not as_json
-            )
-        with open_warehouse(cfg.warehouse) as wh:
-            loaded = load_shards(wh, shard_dir(cfg), run.run_id)
-        run.stats = {"jobs": len(jobs), "done": stats.done, "failed": stats.failed, **loaded}
+    with _recorded(cfg, "synthesize") as run:
+        run.stats = stage.run(
+            cfg, run.run_id, methods=[method] if method else None, limit=limit, show_progress=not as_json
+        )
     _print_rows([{"run_id": run.run_id, **run.stats}], as_json, title="synthesize")
 
 
@@ -165,12 +141,11 @@ def predictors_train(
     as_json: JsonOption = False,
 ) -> None:
     """Train each role's boundary predictor unless its models, base and settings are unchanged."""
-    from warehouse.db import recorded_run
-    from warehouse.predictors import ensure_predictors
+    from tessy.stages import predictors as stage
 
     cfg = _config(config, db)
-    with recorded_run(cfg.warehouse, "predictors", cfg.public_dict()) as run:
-        result = ensure_predictors(cfg, run.run_id, force=force, progress=not as_json)
+    with _recorded(cfg, "predictors") as run:
+        result = stage.run(cfg, run.run_id, force=force, progress=not as_json)
     rows = [
         {"role": role, "predictor_id": i["predictor_id"][:12], "trained": i["trained"], "path": i["path"]}
         for role, i in result.items()
@@ -186,24 +161,9 @@ def predictors_eval(
     as_json: JsonOption = False,
 ) -> None:
     """Score the current predictors against the microworld's ground-truth style spans."""
-    from tessy.boundary.evaluate import evaluate
-    from tessy.boundary.stage import gold_windows
-    from warehouse.db import open_warehouse
-    from warehouse.predictors import latest_predictors
+    from tessy.stages import predictors as stage
 
-    cfg = _config(config, db)
-    p = cfg.predictors
-    with open_warehouse(cfg.warehouse, read_only=True) as wh:
-        refs = latest_predictors(wh)
-    if not refs:
-        err.print("no predictors registered: run `tessy predictors train` first")
-        raise typer.Exit(1)
-    keys = ("style_f1", "boundary_f1", "accuracy", "precision", "recall")
-    report = {}
-    for role, ref in sorted(refs.items(), reverse=True):
-        gold = gold_windows(role, problems, p.window_words, p.windows_per_response, seed=p.seed + 1)
-        scores = evaluate(ref.path, gold, max_tokens=p.train.max_tokens, device=p.train.device)
-        report[role] = {k: round(scores[k], 4) for k in keys}
+    report = stage.evaluate(_config(config, db), problems)
     if not as_json:
         _print_rows([{"role": r, **m} for r, m in report.items()], False, title="predictors vs ground truth")
     print(json.dumps(report))
@@ -212,12 +172,11 @@ def predictors_eval(
 @app.command()
 def qa(config: ConfigOption = DEFAULT_CONFIG, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Score this config's traces (tokens, similarity to the student, NLL, pass rate...) and report."""
-    from warehouse.db import recorded_run
-    from warehouse.qa import run_qa_stage
+    from tessy.stages import qa as stage
 
     cfg = _config(config, db)
-    with recorded_run(cfg.warehouse, "qa", cfg.public_dict()) as run:
-        outcome = run_qa_stage(cfg, run.run_id)
+    with _recorded(cfg, "qa") as run:
+        outcome = stage.run(cfg, run.run_id)
         run.stats = {"traces": outcome.n_traces, "metrics": outcome.n_metrics, "report": str(outcome.report)}
     if as_json:
         print(
@@ -238,17 +197,12 @@ def release_create(
     as_json: JsonOption = False,
 ) -> None:
     """Gate the traces that passed QA and record them as an immutable, exported release."""
-    from warehouse.db import recorded_run
-    from warehouse.releases import ReleaseBlocked, create_release
+    from tessy.stages import release as stage
 
     cfg = _config(config, db)
-    try:
-        with recorded_run(cfg.warehouse, "release", cfg.public_dict()) as run:
-            out = create_release(cfg, name, run.run_id)
-            run.stats = {"release": name, "rows": out.n_rows, "content_hash": out.content_hash}
-    except (ReleaseBlocked, ValueError) as exc:
-        err.print(f"[red]release not created:[/red] {exc}")
-        raise typer.Exit(1) from exc
+    with _recorded(cfg, "release") as run:
+        out = stage.run(cfg, run.run_id, name)
+        run.stats = {"release": name, "rows": out.n_rows, "content_hash": out.content_hash}
     row = {
         "release_id": out.release_id,
         "name": name,
@@ -288,9 +242,9 @@ def release_publish(
     db: DbOption = None,
 ) -> None:
     """Upload a release to the Hugging Face Hub (token from HF_TOKEN, never printed or stored)."""
-    from warehouse.releases import publish_release
+    from tessy.stages import release as stage
 
-    result = publish_release(db, name, repo, dry_run=dry_run, private=not public)
+    result = stage.publish(db, name, repo, dry_run=dry_run, private=not public)
     what = "checked (dry run)" if dry_run else f"published at revision {result.revision}"
     console.print(f"{name}: {len(result.files)} files {what} for {repo}")
 
@@ -360,7 +314,10 @@ def main() -> None:
         if debug:
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {first}  (--debug for details)", soft_wrap=True)
+        # A TessyError's message says what to do; anything else is a bug, and its type helps.
+        if not isinstance(exc, TessyError):
+            first = f"{type(exc).__name__}: {first}  (--debug for details)"
+        err.print(f"[red]error:[/red] {first}", soft_wrap=True)
         raise SystemExit(1) from None
 
 

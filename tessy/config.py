@@ -3,11 +3,20 @@ working directory the pipeline runs in (the repository root for the shipped conf
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tessy.errors import ConfigError
+
+
+def declared_default(section: type[BaseModel], name: str) -> Any:
+    """The default `section` declares for field `name`: classes that mirror a config section (server
+    specs, synthesis settings) take their defaults from here, so each default has one home."""
+    return section.model_fields[name].get_default(call_default_factory=True)
 
 
 class _Strict(BaseModel):
@@ -52,6 +61,11 @@ class ModelConfig(_Strict):
         default=0, ge=0, le=19, description="CPU servers: nice value, so predictors are not starved (0-19)"
     )
     extra_args: list[str] = Field(default_factory=list, description="more vLLM server arguments")
+
+    @property
+    def name_on_server(self) -> str:
+        """The model's name in requests to its servers (`served_name`, else the model dir's name)."""
+        return self.served_name or Path(self.path).name
 
 
 class ModelsConfig(_Strict):
@@ -167,7 +181,7 @@ class PipelineConfig(_Strict):
 
     def model(self, role: str) -> ModelConfig:
         if self.models is None:
-            raise ValueError(f"config {self.name!r} names no models; add a `models:` section")
+            raise ConfigError(f"config {self.name!r} names no models; add a `models:` section")
         return getattr(self.models, role)
 
     def public_dict(self) -> dict[str, Any]:
@@ -175,15 +189,29 @@ class PipelineConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-def load_config(path: str | Path) -> PipelineConfig:
+DEFAULT_CONFIG = Path("configs/demo.yaml")
+
+
+def load_config(
+    path: str | Path = DEFAULT_CONFIG,
+    db: str | Path | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> PipelineConfig:
+    """The pipeline config at `path`, the one loader of the CLI and the flows. The warehouse is `db`
+    when given, else `TESSY_DB` when set, else the config's; `overrides` replace settings per section
+    (`{"filter": {"judge": "heuristic"}}`)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"config not found: {path}")
+        raise ConfigError(f"config not found: {path}")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a pipeline config is a YAML mapping")
+        raise ConfigError(f"{path}: a pipeline config is a YAML mapping")
+    for section, values in (overrides or {}).items():
+        data[section] = {**(data.get(section) or {}), **values}
+    if db := db or os.environ.get("TESSY_DB"):
+        data["warehouse"] = str(db)
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-        raise ValueError(f"{path}: {problems}") from None
+        raise ConfigError(f"{path}: {problems}") from None

@@ -10,11 +10,8 @@ from pathlib import Path
 import httpx
 
 from tessy.config import PipelineConfig
+from tessy.errors import ConfigNotReady
 from tessy.sources.hub import HUB_PREFIX
-
-
-class ConfigNotReady(RuntimeError):
-    """A config names storage, sources, models or servers this machine does not have."""
 
 
 def storage_problems(cfg: PipelineConfig) -> list[str]:

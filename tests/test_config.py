@@ -1,6 +1,7 @@
 import pytest
 
 from tessy.config import load_config
+from tessy.errors import ConfigError
 from tests.conftest import REPO
 
 
@@ -18,5 +19,5 @@ def test_unknown_key_is_an_error(tmp_path):
 
 
 def test_missing_config_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config not found"):
+    with pytest.raises(ConfigError, match="config not found"):
         load_config(tmp_path / "nope.yaml")

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from transformers import AutoTokenizer
 
+from tessy.config import ModelConfig
 from tessy.engines import EndpointsDown, RequestRejected, Sampling
 from tessy.engines.hf import HFEngine
 from tessy.engines.openai import OpenAIEngine
@@ -407,3 +408,30 @@ def test_start_failure_hint_names_a_damaged_compile_cache():
     hint = start_failure_hint(log)
     assert "delete /root/.cache/vllm/torch_compile_cache and start again" in hint
     assert start_failure_hint("RuntimeError: CUDA out of memory") == ""
+
+
+def test_server_spec_from_model_config_carries_every_field() -> None:
+    fields = dict(
+        max_model_len=512,
+        kv_cache_gib=3,
+        replicas=2,
+        gpus_per_replica=1,
+        cpus_per_replica=4,
+        first_gpu=2,
+        first_cpu=8,
+        nice=7,
+    )
+    model = ModelConfig(
+        path="models/tiny", served_name="tiny-served", extra_args=["--enforce-eager"], **fields
+    )
+    assert ServerSpec.from_model_config(model) == ServerSpec(
+        Path("models/tiny"), name="tiny-served", extra_args=("--enforce-eager",), **fields
+    )
+    # Without a served name the servers know the model by its dir's name.
+    assert ServerSpec.from_model_config(ModelConfig(path="models/tiny")).served_name == "tiny"
+
+
+def test_server_spec_defaults_are_the_model_configs() -> None:
+    spec, model = ServerSpec(Path("m")), ModelConfig(path="m")
+    assert spec.kv_cache_gib == model.kv_cache_gib
+    assert ServerSpec.from_model_config(model) == ServerSpec(Path("m"), name="m")

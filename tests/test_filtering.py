@@ -9,7 +9,7 @@ import pytest
 
 from tessy.engines import Completion, RequestRejected, Sampling
 from tessy.filtering.heuristic import heuristic_decision
-from tessy.filtering.llm import JudgeConfig, judge_questions, parse_verdict
+from tessy.filtering.llm import JudgeConfig, judge_questions, judge_version, parse_verdict
 from tessy.filtering.prompt import JUDGE_VERSION
 from tessy.templates import GPT_OSS, QWEN3
 
@@ -114,7 +114,9 @@ class ScriptedEngine:
 
 
 def _judge(engine, family=QWEN3, texts=(CONTEST,), **config) -> list:
-    return asyncio.run(judge_questions(engine, family, list(texts), judge="m", config=JudgeConfig(**config)))
+    version = judge_version(family.name, "m")
+    config = JudgeConfig(**config)
+    return asyncio.run(judge_questions(engine, family, list(texts), version=version, config=config))
 
 
 def test_judge_reads_answer_after_thinking() -> None:

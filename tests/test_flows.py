@@ -4,9 +4,10 @@ import pytest
 import yaml
 
 from flows.ingest import ingest_flow
+from tessy.config import IngestConfig, SourceConfig
+from tessy.stages.ingest import ingest_source
 from tests.conftest import REPO
 from warehouse.db import open_warehouse
-from warehouse.ingest import ingest_path
 
 
 def test_ingest_flow_runs_every_configured_source(tmp_path, prefect_harness):
@@ -35,12 +36,13 @@ def test_ingest_flow_runs_every_configured_source(tmp_path, prefect_harness):
 def test_a_bad_row_is_quarantined_once(tmp_path):
     """The ingest task retries Hub reads, and every night re-reads its sources: neither may add a
     quarantine row that is there already (same source and locator)."""
-    source = str(REPO / "tessy/data/sample_nemotron.jsonl")
-    with open_warehouse(tmp_path / "wh.duckdb") as wh:
-        first = ingest_path(wh, source, "run-1", fmt="nemotron")
-        retried = ingest_path(wh, source, "run-1", fmt="nemotron")
-        next_night = ingest_path(wh, source, "run-2", fmt="nemotron")
-        assert first.quarantined == retried.quarantined == next_night.quarantined == 1
+    source = SourceConfig(path=str(REPO / "tessy/data/sample_nemotron.jsonl"), format="nemotron")
+    db = tmp_path / "wh.duckdb"
+    first = ingest_source(db, source, IngestConfig(), "run-1")
+    retried = ingest_source(db, source, IngestConfig(), "run-1")
+    next_night = ingest_source(db, source, IngestConfig(), "run-2")
+    assert first.quarantined == retried.quarantined == next_night.quarantined == 1
+    with open_warehouse(db, read_only=True) as wh:
         assert wh.scalar("SELECT count(*) FROM quarantine") == 1
 
 
@@ -54,7 +56,7 @@ def test_publish_is_not_retried_when_it_would_fail_the_same_way(monkeypatch, pre
         calls.append(args)
         raise ValueError("no release named 'nope'")
 
-    monkeypatch.setattr("tasks.release.publish_release", refused)
+    monkeypatch.setattr("tessy.stages.release.publish", refused)
     with pytest.raises(ValueError, match="no release named"):
         publish(REPO / "unused.duckdb", "nope", "org/x", True)
     assert len(calls) == 1

@@ -8,7 +8,8 @@ import yaml
 
 from tessy.config import load_config
 from tessy.engines.servers import free_port
-from tessy.preflight import ConfigNotReady, ensure_ready
+from tessy.errors import ConfigNotReady
+from tessy.preflight import ensure_ready
 from tests.conftest import REPO
 
 

@@ -10,30 +10,25 @@ import pytest
 from typer.testing import CliRunner
 
 from tessy.cli import app
-from tessy.config import load_config
+from tessy.config import IngestConfig, SourceConfig, load_config
+from tessy.errors import ReleaseBlocked, ReleaseNameError, ReleaseTampered
 from tessy.filtering.heuristic import HEURISTIC_VERSION, Decision
 from tessy.filtering.judges import Judge, heuristic_judge
 from tessy.microworld.problems import export_questions, generate_problems
 from tessy.microworld.traces import make_trace
 from tessy.release.export import files_hash
 from tessy.runtime import load_model
+from tessy.stages import filter as filter_stage
+from tessy.stages import predictors as predictors_stage
+from tessy.stages import qa as qa_stage
+from tessy.stages import release as release_stage
+from tessy.stages.ingest import ingest_source
 from tessy.synthesis.records import Span, Trace
 from tessy.synthesis.shards import ShardWriter
 from tests.conftest import pipeline_config
 from warehouse.db import open_warehouse
-from warehouse.ingest import ingest_path
-from warehouse.labels import label_summary, run_filter
-from warehouse.predictors import ensure_predictors
-from warehouse.qa import run_qa_stage
-from warehouse.releases import (
-    ReleaseBlocked,
-    ReleaseTampered,
-    create_release,
-    diff_releases,
-    next_release_name,
-    publish_release,
-    unpublished,
-)
+from warehouse.labels import label_summary
+from warehouse.releases import diff_releases, unpublished
 from warehouse.traces import load_shards, run_summary
 
 runner = CliRunner()
@@ -43,9 +38,8 @@ def ingested(tmp_path, models, n_contest=8, n_other=4, **sections):
     """A config over the tiny models with microworld questions ingested and filtered."""
     cfg = load_config(pipeline_config(tmp_path, models, **sections))
     data = export_questions(tmp_path / "mw.jsonl", n_contest, n_other, seed=3)
-    with open_warehouse(cfg.warehouse) as wh:
-        ingest_path(wh, str(data), "run-ingest")
-    run_filter(cfg.warehouse, "run-filter", heuristic_judge())
+    ingest_source(cfg.warehouse, SourceConfig(path=str(data)), IngestConfig(), "run-ingest")
+    filter_stage.run(cfg, "run-filter", judge=heuristic_judge())
     return cfg
 
 
@@ -69,9 +63,9 @@ def test_filter_labels_once_and_asks_again_only_when_undecided(tmp_path, tiny_mo
         return [Decision(None, None, "undecided: test", "stub", "v1")] * len(texts)
 
     judge = Judge("stub", "v1", unsure)
-    assert run_filter(cfg.warehouse, "r1", judge)["undecided"] == 12
-    assert run_filter(cfg.warehouse, "r2", judge)["judged"] == 12  # undecided questions are asked again
-    assert run_filter(cfg.warehouse, "r3", heuristic_judge())["judged"] == 0  # decided ones are not
+    assert filter_stage.run(cfg, "r1", judge=judge)["undecided"] == 12
+    assert filter_stage.run(cfg, "r2", judge=judge)["judged"] == 12  # undecided questions are asked again
+    assert filter_stage.run(cfg, "r3", judge=heuristic_judge())["judged"] == 0  # decided ones are not
     assert seen == [12, 12]
 
 
@@ -84,16 +78,16 @@ def test_predictors_train_once_and_again_when_settings_change(tmp_path, tiny_mod
         "train": {"epochs": 1, "batch_size": 4},
     }
     cfg = ingested(tmp_path, tiny_models, predictors=small)
-    first = ensure_predictors(cfg, "run-1", progress=False)
+    first = predictors_stage.run(cfg, "run-1", progress=False)
     assert {r: i["trained"] for r, i in first.items()} == {"student": True, "teacher": True}
     assert set(first["teacher"]["metrics"]["ground_truth"]) >= {"style_f1", "boundary_f1", "accuracy"}
-    again = ensure_predictors(cfg, "run-2", progress=False)
+    again = predictors_stage.run(cfg, "run-2", progress=False)
     assert not any(i["trained"] for i in again.values())
     assert {r: i["predictor_id"] for r, i in again.items()} == {
         r: i["predictor_id"] for r, i in first.items()
     }
     changed = cfg.model_copy(update={"predictors": cfg.predictors.model_copy(update={"window_words": 9})})
-    assert all(i["trained"] for i in ensure_predictors(changed, "run-3", progress=False).values())
+    assert all(i["trained"] for i in predictors_stage.run(changed, "run-3", progress=False).values())
     with open_warehouse(cfg.warehouse) as wh:
         assert wh.scalar("SELECT count(*) FROM predictors") == 4
 
@@ -229,7 +223,7 @@ def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
         qa={"student_nll": False},
     )
     with pytest.raises(ReleaseBlocked, match="passed QA"):
-        create_release(cfg, "too-early", "r0")
+        release_stage.create(cfg, "too-early", "r0")
     write_traces(cfg)
     with open_warehouse(cfg.warehouse) as wh:
         made = run_summary(wh, "run-synth")
@@ -239,15 +233,15 @@ def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
     ]
     assert 0 < made[1]["teacher_share"] < 1 and made[0]["teacher_share"] == 0
     assert all(type(r["tokens"]) is int and type(r["teacher_share"]) is float for r in made)  # plain numbers
-    outcome = run_qa_stage(cfg, "qa-1")
-    with open_warehouse(cfg.warehouse) as wh:  # run_qa_stage reads the summary of completed qa runs
+    outcome = qa_stage.run(cfg, "qa-1")
+    with open_warehouse(cfg.warehouse) as wh:  # QA reads the summary of completed qa runs
         wh.con.execute(
             "INSERT INTO runs (run_id, kind, started_at, status) VALUES ('qa-1', 'qa', now(), 'completed')"
         )
     methods = {row["method"]: row for row in outcome.summary}
     assert set(methods) == {"tessy", "student-only"}
     # A second night measures no trace again, and sums up the same.
-    again = run_qa_stage(cfg, "qa-2")
+    again = qa_stage.run(cfg, "qa-2")
     assert (outcome.n_measured, again.n_measured) == (8, 0)
     assert again.summary == outcome.summary
     with open_warehouse(cfg.warehouse) as wh:
@@ -260,13 +254,13 @@ def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
 
     for bad in ("../x", "/abs", "a/b", ".hidden", "Upper", "a..b", ""):
         with pytest.raises(ValueError, match="invalid release name"):
-            create_release(cfg, bad, "rel-run")
+            release_stage.create(cfg, bad, "rel-run")
     assert not (cfg.workdir / "x").exists() and not Path("/abs").exists()
-    first = create_release(cfg, "r1", "rel-run")
+    first = release_stage.create(cfg, "r1", "rel-run")
     assert first.n_rows == 8 and first.gate.success and first.parent_release_id is None
-    with pytest.raises(ValueError, match="immutable"):
-        create_release(cfg, "r1", "rel-run")
-    second = create_release(cfg, "r2", "rel-run")
+    with pytest.raises(ReleaseNameError, match="immutable"):
+        release_stage.create(cfg, "r1", "rel-run")
+    second = release_stage.create(cfg, "r2", "rel-run")
     assert second.content_hash == first.content_hash and second.parent_release_id == first.release_id
     exported = pl.read_parquet(first.folder / "data" / "default" / "*.parquet")
     assert exported.height == 8 and "messages" in exported.columns and "run_id" not in exported.columns
@@ -276,12 +270,12 @@ def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
     assert diff["same_content"] and sum(r["kept"] for r in diff["by_method"]) == 8
 
     # A nightly (unnamed) release with the same rows as the newest one is not made.
-    assert create_release(cfg, "r3", "rel-run", if_changed=True) is None
+    assert release_stage.create(cfg, "r3", "rel-run", if_changed=True) is None
     assert not (cfg.workdir / "releases" / "r3").exists()
 
     hub = FakeHub()
     (second.folder / "data/default/stray.parquet").write_bytes(b"left over")  # not the release's: not sent
-    result = publish_release(cfg.warehouse, "r2", "org/set", client=hub)
+    result = release_stage.publish(cfg.warehouse, "r2", "org/set", client=hub)
     assert hub.calls == [
         ("create_repo", "org/set"),
         ("upload_folder", "org/set"),
@@ -298,7 +292,7 @@ def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
     tampered = pl.read_parquet(shard).with_columns(text=pl.lit("something else"))
     tampered.write_parquet(shard)
     with pytest.raises(ReleaseTampered, match="not published"):
-        publish_release(cfg.warehouse, "r1", "org/set", client=FakeHub())
+        release_stage.publish(cfg.warehouse, "r1", "org/set", client=FakeHub())
 
 
 def test_a_release_killed_half_way_then_rerun_gives_one_consistent_release(
@@ -306,17 +300,15 @@ def test_a_release_killed_half_way_then_rerun_gives_one_consistent_release(
 ):
     cfg = ingested(tmp_path, tiny_models, qa={"student_nll": False, "run_code": False})
     write_traces(cfg)
-    run_qa_stage(cfg, "qa-1")
+    qa_stage.run(cfg, "qa-1")
 
     def nightly() -> object:
-        with open_warehouse(cfg.warehouse) as wh:
-            name = next_release_name(wh, cfg.release.name_prefix)
-        return create_release(cfg, name, "rel-run", if_changed=True)
+        return release_stage.run(cfg, "rel-run")
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # the process dies here: data exported, card and rows not written
 
-    monkeypatch.setattr("warehouse.releases.write_card", killed)
+    monkeypatch.setattr("tessy.stages.release.write_card", killed)
     with pytest.raises(KeyboardInterrupt):
         nightly()
     monkeypatch.undo()

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from tessy.boundary.cut import Cut
+from tessy.config import SynthesisConfig
 from tessy.engines.base import Completion, Sampling, ask_until
 from tessy.synthesis.machine import Settings, Synthesizer, Writer, find_loop, word_cut
 from tessy.templates import GPT_OSS, QWEN3
@@ -42,7 +43,8 @@ class ScriptedEngine:
 
 
 class LexiconBoundary:
-    """Words are tokens; a word's class is style when it is in STYLE_WORDS. Cut by DESIGN §5."""
+    """Words are tokens; a word's class is style when it is in STYLE_WORDS. Cuts by `find_cut`'s rule
+    (docs/architecture.md, "the synthesis state machine")."""
 
     def __init__(self):
         self.calls, self.released = [], []
@@ -171,6 +173,9 @@ def test_sample_fails_after_the_last_attempt_with_its_reasons():
     trace = run(synth, method="student-only")
     assert trace.status == "failed" and trace.attempts == 2 and trace.text == ""
     assert trace.error.count("repetition loop") == 2
+    assert (trace.answer, trace.spans, trace.n_tokens, trace.n_switches, trace.cost) == ("", [], 0, 0, {})
+    assert trace.n_tokens_student == trace.n_tokens_teacher == trace.n_wasted_tokens == 0
+    assert (trace.trace_id, trace.question_id, trace.method) == ("trace-1", "q-1", "student-only")
 
 
 def test_baselines_use_one_author_for_thinking_and_render_in_the_student_format():
@@ -188,3 +193,43 @@ def test_baselines_use_one_author_for_thinking_and_render_in_the_student_format(
 )
 def test_loop_detection(words, expected):
     assert find_loop(words.split(), (3, 50), 8) == expected
+
+
+SYNTHESIS_SETTINGS = (
+    "mode",
+    "span_cap",
+    "check_every",
+    "max_thinking_tokens",
+    "max_answer_tokens",
+    "word_boundary",
+    "max_attempts",
+)
+
+
+def test_settings_from_config_carries_every_setting():
+    config = SynthesisConfig(
+        mode="fixed-k",
+        span_cap=32,
+        check_every=3,
+        max_thinking_tokens=100,
+        max_answer_tokens=50,
+        word_boundary="drop",
+        max_attempts=2,
+        temperature=0.3,
+        top_p=0.9,
+        top_k=5,
+        min_p=0.1,
+    )
+    settings = Settings.from_config(config)
+    assert {name: getattr(settings, name) for name in SYNTHESIS_SETTINGS} == {
+        name: getattr(config, name) for name in SYNTHESIS_SETTINGS
+    }
+    assert settings.sampling == Sampling(temperature=0.3, top_p=0.9, top_k=5, min_p=0.1)
+    # Loop detection has no config setting.
+    assert (settings.loop_ngram, settings.loop_repeats) == (Settings().loop_ngram, Settings().loop_repeats)
+
+
+def test_settings_defaults_are_the_configs():
+    settings, config = Settings(), SynthesisConfig()
+    for name in SYNTHESIS_SETTINGS:
+        assert getattr(settings, name) == getattr(config, name), name

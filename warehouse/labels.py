@@ -1,18 +1,16 @@
-"""Contest-filter labels: which questions still need a decision, storing decisions, and the filter
-stage itself (read pending questions, judge them, write labels in one short transaction)."""
+"""Contest-filter labels: which questions still need a decision, storing decisions, and how the
+labels compare with the sources' own domains."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
 from tessy.filtering.heuristic import Decision
-from tessy.filtering.judges import Judge
-from warehouse.db import Warehouse, open_warehouse, registered
+from warehouse.db import Warehouse, registered
 
 
 def pending_questions(
@@ -68,14 +66,3 @@ def label_summary(wh: Warehouse, filter_version: str) -> dict[str, Any]:
         "with_domain": row[3],
         "domain_agreement": row[4],
     }
-
-
-def run_filter(db: Path, run_id: str, judge: Judge, limit: int | None = None) -> dict[str, Any]:
-    """Judge every pending question and store the decisions. The warehouse is held only to read the
-    pending questions and to write the labels, not while the judge runs."""
-    with open_warehouse(db) as wh:
-        pending = pending_questions(wh, judge.name, judge.version, limit)
-    decisions = judge.decide(pending["text"].to_list()) if pending.height else []
-    with open_warehouse(db) as wh:
-        save_labels(wh, pending["question_id"].to_list(), decisions, run_id)
-        return {"judged": pending.height, **label_summary(wh, judge.version)}

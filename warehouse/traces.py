@@ -1,4 +1,5 @@
-"""Synthesis in the warehouse: questions to synthesize, and loading trace shards (idempotent)."""
+"""Traces and spans: the questions to synthesize, what is done already, loading trace shards
+(idempotent), and what a synthesis run made."""
 
 from __future__ import annotations
 
@@ -9,9 +10,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tessy.config import PipelineConfig
-from tessy.runtime import PredictorRef, filter_identity, trace_id
-from tessy.synthesis.scheduler import Job
 from tessy.synthesis.shards import archive_shards, read_shards
 from warehouse.db import Warehouse, registered, transaction
 
@@ -28,46 +26,16 @@ def questions_to_synthesize(
     )
 
 
-def plan_jobs(
-    wh: Warehouse,
-    cfg: PipelineConfig,
-    methods: list[str],
-    predictors: dict[str, PredictorRef],
-    limit: int | None = None,
-) -> list[Job]:
-    """One job per (contest question, method) with no finished trace in the warehouse for this config
-    (a failed one is planned again on up to `synthesis.retry_failed` later nights); at most `limit`
-    questions. What is done already is an anti-join in DuckDB, so the history of traces never comes
-    into memory."""
-    name, version = filter_identity(cfg)
-    questions = questions_to_synthesize(wh, name, version)
-    # Built in the order jobs run in (question by question, methods as configured): `position` keeps it.
-    candidates = pl.DataFrame(
-        [
-            (trace_id(cfg, qid, method, predictors), qid, text, method, rank)
-            for rank, (qid, text) in enumerate(questions.iter_rows())
-            for method in methods
-        ],
-        schema={
-            "trace_id": pl.String,
-            "question_id": pl.String,
-            "question": pl.String,
-            "method": pl.String,
-            "rank": pl.Int64,
-        },
-        orient="row",
-    ).with_row_index("position")
+def not_done(wh: Warehouse, candidates: pl.DataFrame, retry_failed: int) -> pl.DataFrame:
+    """The `candidates` (a frame with a `trace_id` and a `position` column) with no finished trace,
+    in `position` order; a failed trace counts as not done on up to `retry_failed` later nights. An
+    anti-join in DuckDB: the history of traces never comes into memory."""
     with registered(wh.con, "_candidates", candidates.to_arrow()):
-        todo = wh.frame(
+        return wh.frame(
             "SELECT c.* FROM _candidates c ANTI JOIN (SELECT trace_id FROM traces WHERE status = 'ok'"
             " OR nights > ?) t USING (trace_id) ORDER BY c.position",
-            [cfg.synthesis.retry_failed],
+            [retry_failed],
         )
-    if limit is not None:
-        first = todo["rank"].unique(maintain_order=True).head(limit)
-        todo = todo.filter(pl.col("rank").is_in(first.implode()))
-    rows = todo.iter_rows(named=True)
-    return [Job(r["trace_id"], r["question_id"], r["question"], r["method"]) for r in rows]
 
 
 def load_shards(wh: Warehouse, directory: Path, run_id: str) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""Where a span ends, given the predicted class of the token after each new token (DESIGN §5)."""
+"""Where a span ends, given the predicted class of the token after each new token (docs/architecture.md,
+"the synthesis state machine")."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass

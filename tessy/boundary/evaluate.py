@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from pathlib import Path
+from random import Random
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -9,7 +10,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from tessy.boundary.dataset import Example, batches, encode
 from tessy.boundary.labels import IGNORE, STYLE
 from tessy.boundary.model import load_classifier, resolve_device
-from tessy.boundary.windows import Window
+from tessy.boundary.windows import Window, cut_windows
+from tessy.microworld.problems import generate_problems
+from tessy.microworld.traces import make_trace
 
 
 def _f1(tp: int, fp: int, fn: int) -> float:
@@ -103,3 +106,17 @@ def evaluate(
     net, tokenizer = model
     preds, golds = predict_examples(net, encode(tokenizer, windows, max_tokens), batch_size=batch_size)
     return score(preds, golds, tolerance)
+
+
+def gold_windows(
+    role: str, n_problems: int, words: int, per_response: int, seed: int, split: str = "eval"
+) -> list[Window]:
+    """Microworld traces in the role's style, windows labelled with the generator's style spans."""
+    rng = Random(seed)
+    windows = []
+    for problem in generate_problems(n_problems, seed=seed, split=split):
+        trace = make_trace(problem, role, rng)
+        windows += cut_windows(
+            trace.thinking, words=words, per_response=per_response, seed=seed, spans=trace.style_spans
+        )
+    return windows

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from tessy.config import ModelConfig, declared_default
+
 # Looked up in this order: $TESSY_VLLM_PYTHON, ./.venv-vllm, the checkout's .venv-vllm.
 VLLM_PYTHON_ENV = "TESSY_VLLM_PYTHON"
 PR_SET_PDEATHSIG = 1  # prctl(2)
@@ -32,26 +34,27 @@ class ServerError(RuntimeError):
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """One model to serve, possibly as several data-parallel replicas."""
+    """One model to serve, possibly as several data-parallel replicas. Defaults are ModelConfig's."""
 
     model: Path
     name: str | None = None  # --served-model-name; defaults to the model dir's name
-    max_model_len: int = 4096
-    kv_cache_gib: int = 1  # VLLM_CPU_KVCACHE_SPACE (whole GiB); ignored by GPU builds
-    replicas: int = 1
+    max_model_len: int = declared_default(ModelConfig, "max_model_len")
+    # VLLM_CPU_KVCACHE_SPACE (whole GiB); ignored by GPU builds.
+    kv_cache_gib: int = declared_default(ModelConfig, "kv_cache_gib")
+    replicas: int = declared_default(ModelConfig, "replicas")
     # Replica i gets CUDA devices first_gpu + [i*g, (i+1)*g) with g = gpus_per_replica, and runs on
     # CPUs first_cpu + [i*c, (i+1)*c) with c = cpus_per_replica (all its processes; on CPU builds its
     # OpenMP threads bind to them). The offsets keep two models on one node apart. 0 per replica leaves
     # the choice to vLLM (on CPU every server then binds the same first core).
-    gpus_per_replica: int = 0
-    cpus_per_replica: int = 0
-    first_gpu: int = 0
-    first_cpu: int = 0
+    gpus_per_replica: int = declared_default(ModelConfig, "gpus_per_replica")
+    cpus_per_replica: int = declared_default(ModelConfig, "cpus_per_replica")
+    first_gpu: int = declared_default(ModelConfig, "first_gpu")
+    first_cpu: int = declared_default(ModelConfig, "first_cpu")
     # CPU priority of the server's processes (and of its Linux autogroup, which otherwise gets an equal
     # share whatever the nice): on a machine where the servers take every core, a positive value keeps
     # the coordinator's event loop and boundary predictors from waiting behind them.
-    nice: int = 0
-    extra_args: tuple[str, ...] = ()
+    nice: int = declared_default(ModelConfig, "nice")
+    extra_args: tuple[str, ...] = tuple(declared_default(ModelConfig, "extra_args"))
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the server process
 
     def __post_init__(self) -> None:
@@ -62,6 +65,22 @@ class ServerSpec:
             raise ValueError(f"kv_cache_gib must be a whole number >= 1, got {self.kv_cache_gib}")
         if not 0 <= self.nice <= 19:
             raise ValueError(f"nice must be in [0, 19], got {self.nice}")
+
+    @classmethod
+    def from_model_config(cls, model: ModelConfig) -> ServerSpec:
+        return cls(
+            model=Path(model.path),
+            name=model.name_on_server,
+            max_model_len=model.max_model_len,
+            kv_cache_gib=model.kv_cache_gib,
+            replicas=model.replicas,
+            gpus_per_replica=model.gpus_per_replica,
+            cpus_per_replica=model.cpus_per_replica,
+            first_gpu=model.first_gpu,
+            first_cpu=model.first_cpu,
+            nice=model.nice,
+            extra_args=tuple(model.extra_args),
+        )
 
     @property
     def served_name(self) -> str:

@@ -57,8 +57,9 @@ class JudgeConfig:
     sampling: Sampling = Sampling(seed=0)  # max_tokens is set per step from the budgets above
 
 
-def judge_version(family: Family, judge: str) -> str:
-    return f"{JUDGE_VERSION}/{PARSER_VERSION}/{family.name}/{judge}"
+def judge_version(family: str, judge: str) -> str:
+    """Everything that can change a decision: prompt, parser, the judge's chat format and model."""
+    return f"{JUDGE_VERSION}/{PARSER_VERSION}/{family}/{judge}"
 
 
 async def judge_one(
@@ -108,13 +109,12 @@ async def judge_questions(
     family: Family,
     texts: Sequence[str],
     *,
-    judge: str,
+    version: str,
     config: JudgeConfig = JudgeConfig(),
     on_decision: Callable[[int, Decision], None] | None = None,
 ) -> list[Decision]:
     """Judge many questions concurrently (at most `config.concurrency` in flight), in input order.
-    `judge` names the judge model; it goes into filter_version so a new judge means new labels."""
-    version = judge_version(family, judge)
+    `version` (`judge_version`) is stored with each decision, so a new judge means new labels."""
     gate = asyncio.Semaphore(config.concurrency)
 
     async def run(i: int, text: str) -> Decision:

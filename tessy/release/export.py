@@ -15,6 +15,24 @@ import polars as pl
 from tessy.quality.traces import require_columns
 
 SFT_COLUMNS = ("trace_id", "question", "text")
+# What a release row holds; run ids and retry counts are bookkeeping, not data, so they stay out of
+# the content hash: the same traces give the same hash whichever run made them.
+RELEASE_COLUMNS = [
+    "trace_id",
+    "question_id",
+    "method",
+    "question",
+    "text",
+    "answer",
+    "student_model",
+    "teacher_model",
+    "predictor_ids",
+    "n_tokens",
+    "n_tokens_teacher",
+    "n_tokens_student",
+    "n_switches",
+    "test_cases",
+]
 
 
 @dataclass(frozen=True)

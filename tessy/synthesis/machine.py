@@ -1,4 +1,5 @@
-"""The per-sample TESSY state machine (DESIGN §5) and the paper's baselines through the same code.
+"""The per-sample TESSY state machine (docs/architecture.md, "the synthesis state machine") and the
+paper's baselines through the same code.
 
 A shared `thinking` text grows; each model continues it from its own prompt. Under TESSY the student
 opens, each span ends where the author's boundary predictor first sees the other kind of text, and
@@ -12,9 +13,10 @@ import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from tessy.boundary.cut import Cut
+from tessy.config import SynthesisConfig, declared_default
 from tessy.engines.base import Completion, Engine, RequestRejected, Sampling
 from tessy.hashing import sha256_text
 from tessy.synthesis.records import Author, AuthorCost, Span, Trace
@@ -64,16 +66,32 @@ METHODS: dict[str, Method] = {
 
 @dataclass(frozen=True)
 class Settings:
-    mode: Literal["stream", "fixed-k"] = "stream"
-    span_cap: int = 64  # stream mode: most tokens one request may write
-    check_every: int = 2  # stream mode: run the predictor every this many new words
-    max_thinking_tokens: int = 4096  # student tokens; over it the sample fails
-    max_answer_tokens: int = 1024
-    word_boundary: Literal["extend", "drop"] = "extend"  # reference code / paper
+    """How samples are made: each setting, its meaning and default are SynthesisConfig's (loop
+    detection has no config setting)."""
+
+    mode: Literal["stream", "fixed-k"] = declared_default(SynthesisConfig, "mode")
+    span_cap: int = declared_default(SynthesisConfig, "span_cap")
+    check_every: int = declared_default(SynthesisConfig, "check_every")
+    max_thinking_tokens: int = declared_default(SynthesisConfig, "max_thinking_tokens")
+    max_answer_tokens: int = declared_default(SynthesisConfig, "max_answer_tokens")
+    word_boundary: Literal["extend", "drop"] = declared_default(SynthesisConfig, "word_boundary")
     loop_ngram: tuple[int, int] = (3, 50)  # words
     loop_repeats: int = 8
-    max_attempts: int = 5
+    max_attempts: int = declared_default(SynthesisConfig, "max_attempts")
     sampling: Sampling = field(default_factory=Sampling)
+
+    @classmethod
+    def from_config(cls, s: SynthesisConfig) -> Settings:
+        return cls(
+            mode=s.mode,
+            span_cap=s.span_cap,
+            check_every=s.check_every,
+            max_thinking_tokens=s.max_thinking_tokens,
+            max_answer_tokens=s.max_answer_tokens,
+            word_boundary=s.word_boundary,
+            max_attempts=s.max_attempts,
+            sampling=Sampling(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p),
+        )
 
 
 class SampleError(Exception):
@@ -142,7 +160,7 @@ class Synthesizer:
                 for writer in self.writers.values():
                     if writer.boundary:
                         writer.boundary.release(trace_id)
-        return self._trace(trace_id, question_id, m, [], "", "", 0, {}, "failed", "; ".join(errors), attempt)
+        return self._failed(trace_id, question_id, m, error="; ".join(errors), attempts=attempt)
 
     async def _attempt(
         self, trace_id: str, question_id: str, question: str, m: Method, seed: int, attempt: int
@@ -186,8 +204,16 @@ class Synthesizer:
                 switches += 1
         answer = await self._answer(self.writers[m.answerer], question, thinking, seed + step, cost)
         spans.append(Span(m.answerer, answer, self.count(answer)))
-        return self._trace(
-            trace_id, question_id, m, spans, thinking, answer, switches, cost, "ok", None, attempt
+        return self._finished(
+            trace_id,
+            question_id,
+            m,
+            spans=spans,
+            thinking=thinking,
+            answer=answer,
+            switches=switches,
+            cost=cost,
+            attempts=attempt,
         )
 
     async def _span(
@@ -240,11 +266,62 @@ class Synthesizer:
             raise SampleError(f"{writer.name} wrote an empty answer")
         return answer
 
-    def _trace(
-        self, trace_id, question_id, m, spans, thinking, answer, switches, cost, status, error, attempts
+    def _finished(
+        self,
+        trace_id: str,
+        question_id: str,
+        m: Method,
+        *,
+        spans: list[Span],
+        thinking: str,
+        answer: str,
+        switches: int,
+        cost: dict[str, AuthorCost],
+        attempts: int,
     ) -> Trace:
+        """The trace of a sample that came out whole, rendered in the student's format."""
+        text = f"<think>\n{thinking.strip()}\n</think>\n\n{answer}"
+        return self._trace(
+            trace_id,
+            question_id,
+            m,
+            text=text,
+            answer=answer,
+            spans=spans,
+            n_tokens=self.count(text),
+            n_tokens_teacher=sum(sp.n_tokens for sp in spans if sp.author == "teacher"),
+            n_tokens_student=sum(sp.n_tokens for sp in spans if sp.author == "student"),
+            n_switches=switches,
+            n_wasted_tokens=sum(c.wasted for c in cost.values()),
+            status="ok",
+            error=None,
+            attempts=attempts,
+            cost=cost,
+        )
+
+    def _failed(self, trace_id: str, question_id: str, m: Method, *, error: str, attempts: int) -> Trace:
+        """The trace of a sample whose every attempt failed: no text, and `error` says why."""
+        return self._trace(
+            trace_id,
+            question_id,
+            m,
+            text="",
+            answer="",
+            spans=[],
+            n_tokens=0,
+            n_tokens_teacher=0,
+            n_tokens_student=0,
+            n_switches=0,
+            n_wasted_tokens=0,
+            status="failed",
+            error=error,
+            attempts=attempts,
+            cost={},
+        )
+
+    def _trace(self, trace_id: str, question_id: str, m: Method, **outcome: Any) -> Trace:
+        """A trace of this sample by these models (and predictors, under TESSY) with `outcome`'s fields."""
         student, teacher = self.writers["student"], self.writers["teacher"]
-        text = f"<think>\n{thinking.strip()}\n</think>\n\n{answer}" if status == "ok" else ""
         ids = [w.predictor_id for w in (student, teacher) if w.predictor_id]
         return Trace(
             trace_id=trace_id,
@@ -253,18 +330,7 @@ class Synthesizer:
             student_model=student.model,
             teacher_model=teacher.model,
             predictor_ids=",".join(ids) if m.thinker == "tessy" else "",
-            text=text,
-            answer=answer,
-            spans=spans,
-            n_tokens=self.count(text) if text else 0,
-            n_tokens_teacher=sum(sp.n_tokens for sp in spans if sp.author == "teacher"),
-            n_tokens_student=sum(sp.n_tokens for sp in spans if sp.author == "student"),
-            n_switches=switches,
-            n_wasted_tokens=sum(c.wasted for c in cost.values()),
-            status=status,
-            error=error,
-            attempts=attempts,
-            cost=cost,
+            **outcome,
         )
 
 

@@ -11,10 +11,9 @@ import pytest
 import yaml
 
 from tessy.config import ModelConfig
-from tessy.engines.servers import ServerError, ServerGroup, vllm_python
+from tessy.engines.servers import ServerError, ServerGroup, ServerSpec, vllm_python
 from tessy.microworld.build import build
 from tessy.microworld.problems import export_questions
-from tessy.runtime import server_spec
 from warehouse.db import open_warehouse
 
 pytestmark = pytest.mark.integration
@@ -29,7 +28,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple
         pytest.skip(str(e))
     models = build()
     specs = {
-        role: server_spec(
+        role: ServerSpec.from_model_config(
             ModelConfig(
                 path=str(path), max_model_len=2048, kv_cache_gib=2, cpus_per_replica=1, first_cpu=cpu, nice=10
             )

@@ -157,6 +157,7 @@ def test_server_that_dies_during_start_reports_its_log(tmp_path: Path) -> None:
 
 def test_servers_die_with_a_killed_parent(model_dir: Path, tmp_path: Path) -> None:
     """A flow killed with SIGKILL cannot stop its servers; they must stop themselves (within 30 s)."""
+    # A small KV cache, as the session's replicas have: on a CPU machine they may still be up.
     parent = subprocess.Popen(
         [
             sys.executable,
@@ -164,7 +165,7 @@ def test_servers_die_with_a_killed_parent(model_dir: Path, tmp_path: Path) -> No
             "import sys, time\n"
             "from pathlib import Path\n"
             "from tessy.engines.servers import ServerGroup, ServerSpec\n"
-            "spec = ServerSpec(Path(sys.argv[1]), max_model_len=256)\n"
+            "spec = ServerSpec(Path(sys.argv[1]), max_model_len=256, kv_cache_gib=1)\n"
             "group = ServerGroup([spec], log_dir=Path(sys.argv[2]))\n"
             "group.start()\n"
             "print(*(s.process.pid for s in group.servers), flush=True)\n"

@@ -1,13 +1,14 @@
-"""Load question batches from `tessy.sources` into the warehouse through DuckDB's Arrow path."""
+"""The questions and the quarantine: question batches stored through DuckDB's Arrow path, each
+row we could not use stored once with its reason."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import pyarrow as pa
 
-from tessy.sources import Quarantined, SourceBatch, read_source
+from tessy.sources.records import Quarantined, SourceBatch
 from warehouse.db import Warehouse, registered, transaction
 
 
@@ -77,26 +78,3 @@ def add_quarantine(wh: Warehouse, rows: Iterable[Quarantined], run_id: str) -> N
             "INSERT INTO quarantine SELECT run_id, source, locator, reason, raw FROM _quarantine q WHERE NOT"
             " EXISTS (SELECT 1 FROM quarantine x WHERE x.source = q.source AND x.locator = q.locator)"
         )
-
-
-def ingest_path(
-    wh: Warehouse,
-    path: str,
-    run_id: str,
-    *,
-    fmt: str | None = None,
-    question_field: str | None = None,
-    max_chars: int = 100_000,
-    batch_rows: int = 50_000,
-    on_batch: Callable[[IngestStats], None] | None = None,
-) -> IngestStats:
-    """Stream one source into the warehouse, batch by batch; `on_batch` sees each batch's counts."""
-    total = IngestStats()
-    for batch in read_source(
-        path, fmt, question_field=question_field, max_chars=max_chars, batch_rows=batch_rows
-    ):
-        stats = load_batch(wh, batch, run_id)
-        total.add(stats)
-        if on_batch:
-            on_batch(stats)
-    return total

@@ -1,0 +1,208 @@
+"""Predictors: each role's boundary predictor, trained when stale.
+
+Reads: `predictors` (is one registered with this id: same models, base and settings?) and, to train,
+the contest questions the filter selected (`questions` x `question_labels`).
+Writes: `predictors` (id, role, base, training rows, metrics, path) and the predictor's directory
+under `workdir/predictors/<id>/`.
+Servers: to train, the role's model (it answers questions, and its thinking is the training text);
+also the annotator's model for `predictors.annotator: llm`. None when both are up to date.
+Raises: StageNotReady when fewer than two contest questions are there to sample from, or (to
+evaluate) when no predictor is registered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tessy.boundary.annotate import annotate_llm
+from tessy.boundary.base import make_base
+from tessy.boundary.evaluate import evaluate as score_predictor
+from tessy.boundary.evaluate import gold_windows
+from tessy.boundary.lexicon import GENERAL, MICROWORLD
+from tessy.boundary.segments import sample_segments
+from tessy.boundary.train import TrainConfig, data_hash, train
+from tessy.boundary.windows import Window
+from tessy.config import PipelineConfig
+from tessy.engines.base import Sampling
+from tessy.errors import StageNotReady
+from tessy.filtering.judges import filter_identity
+from tessy.hashing import config_hash
+from tessy.runtime import ROLES, Endpoints, Model, load_model, model_endpoints
+from warehouse.db import open_warehouse
+from warehouse.predictors import (
+    find_predictors,
+    latest_predictors,
+    predictor_metrics,
+    register_predictor,
+)
+from warehouse.traces import questions_to_synthesize
+
+GOLD_PROBLEMS = 40  # held-out microworld problems per role that a new predictor is scored on
+
+
+@dataclass
+class TrainedPredictor:
+    role: str
+    predictor_id: str
+    path: Path
+    base_model: str
+    train_rows: int
+    data_hash: str
+    metrics: dict[str, Any]
+
+
+def base_model(cfg: PipelineConfig) -> str:
+    return cfg.predictors.base or cfg.model("student").path
+
+
+def predictor_id(cfg: PipelineConfig, role: str) -> str:
+    """Changes when the role's model, the base or the predictor settings change: then it retrains."""
+    return config_hash(
+        {
+            "role": role,
+            "model": cfg.model(role).path,
+            "base": base_model(cfg),
+            "predictors": cfg.predictors.model_dump(),
+        }
+    )
+
+
+def run(
+    cfg: PipelineConfig,
+    run_id: str,
+    *,
+    force: bool = False,
+    endpoints: Endpoints | None = None,
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Train (and register) each role's predictor unless one with the same id is registered already
+    (`force` retrains). Returns per role: id, path, whether it was trained, metrics. Without
+    `endpoints`, the servers a training needs are started for it."""
+    ids = {role: predictor_id(cfg, role) for role in ROLES}
+    with open_warehouse(cfg.warehouse) as wh:
+        existing = {} if force else find_predictors(wh, ids)
+        stale = [role for role in ids if role not in existing]
+        questions = questions_to_synthesize(wh, *filter_identity(cfg))["text"].to_list() if stale else []
+        known = {role: predictor_metrics(wh, ref.predictor_id) for role, ref in existing.items()}
+    if stale and len(questions) < 2:
+        raise StageNotReady("too few contest questions to sample segments from: run ingest and filter first")
+    out = {
+        role: {"predictor_id": ref.predictor_id, "path": ref.path, "trained": False, "metrics": known[role]}
+        for role, ref in existing.items()
+    }
+    if not stale:
+        return out
+    annotator = [cfg.predictors.annotator_model] if cfg.predictors.annotator == "llm" else []
+    with model_endpoints(cfg, tuple(dict.fromkeys([*stale, *annotator])), endpoints) as running:
+        for role in stale:
+            trained = train_role(cfg, role, questions, running, progress=progress)
+            with open_warehouse(cfg.warehouse) as wh:
+                register_predictor(
+                    wh,
+                    trained.predictor_id,
+                    role,
+                    trained.base_model,
+                    trained.train_rows,
+                    trained.data_hash,
+                    trained.metrics,
+                    str(trained.path),
+                    run_id,
+                )
+            out[role] = {
+                "predictor_id": trained.predictor_id,
+                "path": str(trained.path),
+                "trained": True,
+                "metrics": trained.metrics,
+            }
+    return out
+
+
+def train_role(
+    cfg: PipelineConfig, role: str, questions: list[str], endpoints: Endpoints, *, progress: bool = True
+) -> TrainedPredictor:
+    """Segments -> annotation -> training -> evaluation for one role's predictor: the role's model
+    answers `questions`, windows of its thinking are annotated with style spans, a token classifier
+    is trained from the base, and (on the microworld) scored against the generator's known spans."""
+    p = cfg.predictors
+    pid = predictor_id(cfg, role)
+    out = cfg.workdir / "predictors" / pid
+    model = load_model(cfg, role, endpoints)
+
+    async def collect():
+        windows = await _segments(cfg, model, questions)
+        return windows, *(await _annotate(cfg, role, windows, endpoints))
+
+    sampled, annotated, dropped = asyncio.run(collect())
+    base = make_base(base_model(cfg), cfg.workdir / "predictors" / f"base-{pid}", num_layers=p.base_layers)
+    result = train(base, annotated, out, TrainConfig(**p.train.model_dump(), seed=p.seed), progress=progress)
+    metrics: dict[str, Any] = {
+        "validation": result.metrics["best"],
+        "segments": len(sampled),
+        "annotated": len(annotated),
+        "dropped": dropped,
+    }
+    if p.ground_truth == "microworld":
+        metrics["ground_truth"] = score_predictor(
+            out, _gold(cfg, role, GOLD_PROBLEMS), max_tokens=p.train.max_tokens, device=p.train.device
+        )
+    return TrainedPredictor(role, pid, out, base_model(cfg), len(annotated), data_hash(annotated), metrics)
+
+
+def evaluate(cfg: PipelineConfig, problems: int = GOLD_PROBLEMS) -> dict[str, dict[str, float]]:
+    """Score the latest registered predictors against the microworld's ground-truth style spans, on
+    `problems` held-out problems per role."""
+    with open_warehouse(cfg.warehouse, read_only=True) as wh:
+        refs = latest_predictors(wh)
+    if not refs:
+        raise StageNotReady("no predictors registered: run `tessy predictors train` first")
+    keys = ("style_f1", "boundary_f1", "accuracy", "precision", "recall")
+    p = cfg.predictors
+    report = {}
+    for role, ref in sorted(refs.items(), reverse=True):
+        scores = score_predictor(
+            ref.path, _gold(cfg, role, problems), max_tokens=p.train.max_tokens, device=p.train.device
+        )
+        report[role] = {k: round(scores[k], 4) for k in keys}
+    return report
+
+
+def _gold(cfg: PipelineConfig, role: str, problems: int) -> list[Window]:
+    p = cfg.predictors
+    return gold_windows(role, problems, p.window_words, p.windows_per_response, seed=p.seed + 1)
+
+
+async def _segments(cfg: PipelineConfig, model: Model, questions: list[str]) -> list[Window]:
+    p = cfg.predictors
+    sample = await sample_segments(
+        model.engine,
+        [model.family.thinking_prompt(q) for q in questions],
+        params=Sampling(max_tokens=p.max_response_tokens),
+        split_thinking=lambda text: model.family.split_thinking(text)[0],
+        n_responses=p.questions,
+        words=p.window_words,
+        per_response=p.windows_per_response,
+        seed=p.seed,
+    )
+    if len(sample.windows) < 2:
+        raise RuntimeError(
+            f"{model.role}: too few segments ({len(sample.windows)}); failures {dict(sample.failures)}"
+        )
+    return sample.windows
+
+
+async def _annotate(cfg: PipelineConfig, role: str, windows: list[Window], endpoints: Endpoints):
+    p = cfg.predictors
+    if p.annotator == "lexicon":
+        lexicon = MICROWORLD[role] if p.lexicon == "microworld" else GENERAL
+        return lexicon.annotate(windows), {}
+    annotator = load_model(cfg, p.annotator_model, endpoints)
+    annotation = await annotate_llm(
+        annotator.engine,
+        windows,
+        params=Sampling(max_tokens=512),
+        render=lambda prompt: annotator.family.answer_prompt(prompt, ""),
+    )
+    return annotation.windows, dict(annotation.dropped)

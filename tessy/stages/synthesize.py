@@ -1,0 +1,154 @@
+"""Synthesize: TESSY and baseline traces for the contest questions that have none for this config.
+
+Reads: the contest questions the filter selected (`questions` x `question_labels`), `traces` (what is
+done already: an anti-join), and for TESSY the latest predictor of each role (`predictors`).
+Writes: Parquet shards under `workdir/shards/` (one writer per part; a rerun skips what its shards
+hold), then `traces` and `spans` from them (loaded shards go to `shards/loaded/`, recorded in
+`shard_ledger`). A failed trace is planned again on up to `synthesis.retry_failed` later nights.
+Servers: both models.
+Raises: StageNotReady when TESSY runs and a role has no predictor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tessy.config import PipelineConfig
+from tessy.errors import StageNotReady
+from tessy.filtering.judges import filter_identity
+from tessy.progress import Report
+from tessy.runtime import ROLES, Endpoints, model_endpoints, synthesizer_from_config
+from tessy.synthesis.identity import trace_id
+from tessy.synthesis.scheduler import Job, RunStats, run_jobs
+from tessy.synthesis.shards import ShardWriter
+from warehouse.db import open_warehouse
+from warehouse.predictors import PredictorRef, latest_predictors
+from warehouse.traces import load_shards, not_done, questions_to_synthesize, run_summary
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]
+    predictors: dict[str, PredictorRef]  # role -> predictor, for TESSY
+
+    def parts(self, n: int) -> list[list[Job]]:
+        """The jobs dealt into `n` parts of near-equal size (empty ones left out)."""
+        return [part for i in range(n) if (part := self.jobs[i::n])]
+
+
+def shard_dir(cfg: PipelineConfig) -> Path:
+    return cfg.workdir / "shards"
+
+
+def plan(cfg: PipelineConfig, methods: list[str], limit: int | None = None) -> Plan:
+    """One job per (contest question, method) with no finished trace for this config, question by
+    question in id order, methods as listed; at most `limit` questions."""
+    with open_warehouse(cfg.warehouse) as wh:
+        predictors = _predictors(latest_predictors(wh), methods)
+        questions = questions_to_synthesize(wh, *filter_identity(cfg))
+        ids = [ref.predictor_id for ref in predictors.values()]
+        candidates = pl.DataFrame(
+            [
+                (trace_id(cfg, qid, method, ids), qid, text, method, rank)
+                for rank, (qid, text) in enumerate(questions.iter_rows())
+                for method in methods
+            ],
+            schema={
+                "trace_id": pl.String,
+                "question_id": pl.String,
+                "question": pl.String,
+                "method": pl.String,
+                "rank": pl.Int64,
+            },
+            orient="row",
+        ).with_row_index("position")
+        todo = not_done(wh, candidates, cfg.synthesis.retry_failed)
+    if limit is not None:
+        first = todo["rank"].unique(maintain_order=True).head(limit)
+        todo = todo.filter(pl.col("rank").is_in(first.implode()))
+    jobs = [
+        Job(r["trace_id"], r["question_id"], r["question"], r["method"]) for r in todo.iter_rows(named=True)
+    ]
+    return Plan(jobs, predictors)
+
+
+def _predictors(latest: dict[str, PredictorRef], methods: list[str]) -> dict[str, PredictorRef]:
+    """Both roles' latest predictors for TESSY; none for the baselines."""
+    if "tessy" not in methods:
+        return {}
+    if set(latest) != set(ROLES):
+        raise StageNotReady("TESSY needs a predictor for both roles: run `tessy predictors train` first")
+    return latest
+
+
+def synthesize_part(
+    cfg: PipelineConfig,
+    endpoints: Endpoints,
+    predictors: dict[str, PredictorRef],
+    jobs: list[Job],
+    *,
+    show_progress: bool = False,
+    report: Report | None = None,
+) -> RunStats:
+    """Run `jobs` against the servers at `endpoints`, writing finished traces to shards; `report`
+    gets a progress line every half minute."""
+    synthesizer = synthesizer_from_config(cfg, endpoints, predictors)
+    writer = ShardWriter(shard_dir(cfg), cfg.synthesis.shard_size)
+    return asyncio.run(
+        run_jobs(
+            synthesizer,
+            jobs,
+            writer,
+            concurrency=cfg.synthesis.concurrency,
+            show_progress=show_progress,
+            report=report,
+        )
+    )
+
+
+def load(cfg: PipelineConfig, run_id: str) -> dict[str, int]:
+    """Move the shards' traces and spans into the warehouse (idempotent: see `load_shards`)."""
+    with open_warehouse(cfg.warehouse) as wh:
+        return load_shards(wh, shard_dir(cfg), run_id)
+
+
+def summary(cfg: PipelineConfig, run_id: str) -> list[dict[str, Any]]:
+    """Per method, what run `run_id` made: traces, failures, tokens, the teacher's share."""
+    with open_warehouse(cfg.warehouse, read_only=True) as wh:
+        return run_summary(wh, run_id)
+
+
+def run(
+    cfg: PipelineConfig,
+    run_id: str,
+    *,
+    methods: list[str] | None = None,
+    limit: int | None = None,
+    endpoints: Endpoints | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Plan, synthesize in `synthesis.workers` parallel parts against the same servers (started for
+    the block without `endpoints`), and load. Returns jobs, done, failed, traces and spans loaded."""
+    work = plan(cfg, methods or list(cfg.synthesis.methods), cfg.synthesis.limit if limit is None else limit)
+    parts = work.parts(cfg.synthesis.workers)
+    with model_endpoints(cfg, ROLES, endpoints) as running, ThreadPoolExecutor(max(1, len(parts))) as pool:
+        results = list(
+            pool.map(
+                lambda part: synthesize_part(
+                    cfg, running, work.predictors, part, show_progress=show_progress and len(parts) == 1
+                ),
+                parts,
+            )
+        )
+    return {
+        "jobs": len(work.jobs),
+        "done": sum(r.done for r in results),
+        "failed": sum(r.failed for r in results),
+        **load(cfg, run_id),
+    }
