@@ -116,3 +116,22 @@ def test_a_missing_model_dir_is_named(tmp_path: Path):
     )
     with pytest.raises(FileNotFoundError, match=f"student model dir {tmp_path}/nope not found"):
         _ = load_model(cfg, "student").tokenizer
+
+
+def test_a_stage_run_too_early_is_one_line_in_the_cli_and_a_failed_flow_run(tmp_path: Path, prefect_harness):
+    """QA before synthesis: StageNotReady, said once, the same way by the command and the flow."""
+    from flows.qa import qa_flow
+
+    config = tmp_path / "pipeline.yaml"
+    models = {"student": {"path": "s"}, "teacher": {"path": "t"}}
+    config.write_text(
+        json.dumps({"name": "early", "warehouse": str(tmp_path / "wh.duckdb"), "models": models})
+    )
+    tessy = str(Path(sys.executable).parent / "tessy")
+    cli = subprocess.run([tessy, "qa", "-c", str(config)], capture_output=True, text=True)
+    assert cli.returncode == 1
+    assert cli.stderr.strip() == "error: no traces to check for this config: run synthesize first"
+    state = qa_flow(config, return_state=True)
+    assert state.is_failed() and "StageNotReady: no traces to check for this config" in state.message
+    runs = _json_out(runner.invoke(app, ["runs", "--json", "--db", str(tmp_path / "wh.duckdb")]))
+    assert [r["status"] for r in runs] == ["failed", "failed"]

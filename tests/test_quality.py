@@ -13,7 +13,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
 from tessy.quality.expectations import GateConfig, validate_release
-from tessy.quality.measure import run_qa
+from tessy.quality.measure import measure_traces
 from tessy.quality.metrics import method_metrics, repetition_rate, trace_metrics
 from tessy.quality.nll import _fit, student_nll
 from tessy.quality.plots import write_plots
@@ -144,7 +144,7 @@ def student_dir(tmp_path_factory, tokenizer, frame):
 
 @pytest.fixture(scope="module")
 def qa(frame, tokenizer, student_dir):
-    return run_qa(frame, "run-1", tokenizer, student_model_dir=student_dir)
+    return measure_traces(frame, "run-1", tokenizer, student_model_dir=student_dir)
 
 
 def _value(long: pl.DataFrame, subject: str, metric: str) -> float:

@@ -38,7 +38,7 @@ class QAResult:
         return pl.concat([self.per_trace, self.per_method])
 
 
-def run_qa(
+def measure_traces(
     frame: pl.DataFrame,
     run_id: str,
     tokenizer: PreTrainedTokenizerBase,

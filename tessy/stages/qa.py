@@ -20,7 +20,7 @@ import polars as pl
 from tessy.config import PipelineConfig
 from tessy.errors import StageNotReady
 from tessy.progress import Report
-from tessy.quality.measure import code_exec_mode, qa_key, run_qa
+from tessy.quality.measure import code_exec_mode, measure_traces, qa_key
 from tessy.quality.plots import write_plots
 from tessy.quality.report import markdown_report
 from tessy.runtime import load_model
@@ -53,7 +53,7 @@ def run(cfg: PipelineConfig, run_id: str, report: Report | None = None) -> QAOut
     if frame.height == 0:
         raise StageNotReady("no traces to check for this config: run synthesize first")
     student = load_model(cfg, "student")
-    result = run_qa(
+    result = measure_traces(
         frame,
         run_id,
         student.tokenizer,
