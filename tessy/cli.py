@@ -294,11 +294,7 @@ def runs(
     from warehouse.db import open_warehouse
 
     with open_warehouse(db, read_only=True) as wh:
-        rows = wh.frame(
-            "SELECT run_id, kind, status, started_at, finished_at, stats_json FROM runs"
-            " ORDER BY started_at DESC LIMIT ?",
-            [limit],
-        ).to_dicts()
+        rows = wh.recent_runs(limit)
     _print_rows(rows, as_json, title="runs")
 
 

@@ -162,6 +162,14 @@ class Warehouse:
             [_now(), status, json.dumps(stats or {}, sort_keys=True), run_id],
         )
 
+    def recent_runs(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` runs, newest first."""
+        return self.frame(
+            "SELECT run_id, kind, status, started_at, finished_at, stats_json FROM runs"
+            " ORDER BY started_at DESC LIMIT ?",
+            [limit],
+        ).to_dicts()
+
     # -- reads --------------------------------------------------------------------------------
     def frame(self, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
         """Run a query and return a Polars frame."""
