@@ -120,6 +120,12 @@ class SynthesisConfig(_Strict):
     max_thinking_tokens: int = Field(default=4096, gt=0)
     max_answer_tokens: int = Field(default=1024, gt=0)
     word_boundary: Literal["extend", "drop"] = "extend"
+    # The reference code never cuts at a chunk's first token; 2 keeps one-word spans from alternating.
+    min_span_tokens: int = Field(
+        default=2,
+        ge=1,
+        description="TESSY: a span keeps at least this many of its author's words before a cut",
+    )
     max_attempts: int = Field(default=5, ge=1)
     retry_failed: int = Field(
         default=2, ge=0, description="a failed trace is synthesized again on up to this many later nights"
@@ -161,6 +167,14 @@ class ReleaseConfig(_Strict):
     methods: list[str] = Field(default_factory=lambda: ["tessy"], description="methods a release holds")
     config_name: str = "default"
     max_rows_per_shard: int = Field(default=10_000, ge=1)
+    require_solved: bool = Field(
+        default=False, description="keep only traces whose answer passes its question's tests"
+    )
+    min_solved_ratio: float = Field(
+        default=0.9,
+        ge=0,
+        description="gate: TESSY's solved rate at least this times teacher-only's, when both were made",
+    )
     hub_repo: str | None = Field(default=None, description="publish nightly releases here (needs HF_TOKEN)")
     private: bool = True
     license: str = "apache-2.0"

@@ -21,6 +21,9 @@ class Family:
     end_markers: tuple[str, ...]
     # Appended to the thinking so the next tokens are the answer.
     closer: str
+    # Whether a reply that stops (end of sequence) inside the thinking, with no marker, ends the
+    # thinking; each family says why below.
+    eos_ends_thinking: bool
 
     def thinking_prompt(self, question: str) -> str:
         return self.prompt.replace("{question}", question)
@@ -42,7 +45,9 @@ class Family:
         return (text, None) if hit is None else (text[: hit[0]], text[hit[1] :])
 
     def close_thinking(self, thinking: str) -> str:
-        return thinking + self.closer
+        """The thinking closed: its trailing whitespace is the closer's alone, as the chat format has
+        it, whatever spaces or newlines the writer left before its marker."""
+        return thinking.rstrip() + self.closer
 
     def answer_prompt(self, question: str, thinking: str) -> str:
         """The prompt after which the model writes its final answer to `question`."""
@@ -54,6 +59,8 @@ QWEN3 = Family(
     prompt="<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n<think>\n",
     end_markers=("</think>",),
     closer="\n</think>\n\n",
+    # The end of sequence is <|im_end|>, the end of the assistant's turn: it has nothing more to think.
+    eos_ends_thinking=True,
 )
 
 GPT_OSS = Family(
@@ -67,6 +74,9 @@ GPT_OSS = Family(
     # (only the plain words "assistant" and "final" are left).
     end_markers=("<|end|>" + _HARMONY_FINAL, _HARMONY_FINAL, "<|channel|>final<|message|>", "assistantfinal"),
     closer="<|end|>" + _HARMONY_FINAL,
+    # Its stop tokens (<|return|>, <|call|>) end the message being written, here the analysis
+    # message (as <|end|> does), so the analysis channel is over.
+    eos_ends_thinking=True,
 )
 
 DEEPSEEK_R1 = Family(
@@ -74,6 +84,8 @@ DEEPSEEK_R1 = Family(
     prompt="<｜User｜>{question}<｜Assistant｜><think>\n",
     end_markers=("</think>",),
     closer="\n</think>\n\n",
+    # The end of sequence ends the assistant's turn, as for Qwen3.
+    eos_ends_thinking=True,
 )
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (QWEN3, GPT_OSS, DEEPSEEK_R1)}
@@ -103,7 +115,13 @@ def generic_family(tokenizer: Any) -> ChatTemplateFamily:
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"{type(tokenizer).__name__} has no chat template; name a family explicitly")
     return ChatTemplateFamily(
-        name="generic", prompt="", end_markers=("</think>",), closer="\n</think>\n\n", tokenizer=tokenizer
+        name="generic",
+        prompt="",
+        end_markers=("</think>",),
+        closer="\n</think>\n\n",
+        # The end of sequence ends the turn; for a model without <think> it is the only way to end.
+        eos_ends_thinking=True,
+        tokenizer=tokenizer,
     )
 
 

@@ -2,7 +2,9 @@
 the end-of-thinking hand-over and retries."""
 
 import asyncio
+import random
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -26,10 +28,13 @@ class ScriptedEngine:
         self.name, self.script, self.prompts, self.params = name, list(script), [], []
         self.finishes: list[str] = []
 
+    def reply(self, prompt: str, params: Sampling) -> str:
+        return self.script.pop(0)
+
     async def complete(self, prompt: str, params: Sampling, *, until=None) -> Completion:
         self.prompts.append(prompt)
         self.params.append(params)
-        reply = self.script.pop(0)
+        reply = self.reply(prompt, params)
         if until is not None:
             for match in re.finditer(r"\S+\s*", reply):
                 cut = await ask_until(until, reply[: match.end()])
@@ -46,11 +51,13 @@ class LexiconBoundary:
     """Words are tokens; a word's class is style when it is in STYLE_WORDS. Cuts by `find_cut`'s rule
     (docs/architecture.md, "the synthesis state machine")."""
 
-    def __init__(self):
-        self.calls, self.released = [], []
+    def __init__(self, lag: int = 0):
+        self.calls, self.released, self.lag = [], [], lag
 
     async def cut(self, key, context, new_text, role):
         self.calls.append((role, new_text))
+        for _ in range(self.lag):  # a busy predictor answers some streamed words later
+            await asyncio.sleep(0)
         words = list(re.finditer(r"\S+", new_text))
         other = "capability" if role == "student" else "style"
         for word, nxt in zip(words, words[1:], strict=False):
@@ -64,6 +71,8 @@ class LexiconBoundary:
 
 
 def make(student_script, teacher_script, **settings):
+    # The scripts test one rule at a time, cutting at any word; min_span_tokens has its own tests.
+    settings.setdefault("min_span_tokens", 1)
     boundary = LexiconBoundary()
     student = Writer("student", ScriptedEngine("s", student_script), QWEN3, count_words, boundary, k=5)
     teacher = Writer("teacher", ScriptedEngine("t", teacher_script), GPT_OSS, count_words, boundary, k=10)
@@ -77,7 +86,7 @@ def run(synth, method="tessy"):
 
 def test_fixed_k_spans_switches_and_student_answer():
     synth, student, teacher, boundary = make(
-        ["Okay, let's see. We read", "So we print it.</think>", "```python\nprint(1)\n```<eos>"],
+        ["Okay, let's see. We read", "So let's see.</think>", "```python\nprint(1)\n```<eos>"],
         ["We read a and b, add them. Hmm, wait", "then output the sum. So done"],
         mode="fixed-k",
     )
@@ -85,7 +94,7 @@ def test_fixed_k_spans_switches_and_student_answer():
     assert [(s.author, s.text) for s in trace.spans] == [
         ("student", "Okay, let's see."),
         ("teacher", "We read a and b, add them."),
-        ("student", "So we print it."),
+        ("student", "So let's see."),
         ("student", "```python\nprint(1)\n```"),
     ]
     assert trace.status == "ok" and trace.n_switches == 2 and trace.attempts == 1
@@ -107,7 +116,7 @@ def test_fixed_k_spans_switches_and_student_answer():
 
 def test_stream_mode_stops_the_request_at_the_cut():
     synth, student, teacher, _ = make(
-        ["Okay, let's see. We read the input and more words", "So print.</think>", "done<eos>"],
+        ["Okay, let's see. We read the input and more words", "So let's see.</think>", "done<eos>"],
         ["We read a and b. Hmm, wait more words here", "never used"],
         mode="stream",
         check_every=1,
@@ -116,7 +125,7 @@ def test_stream_mode_stops_the_request_at_the_cut():
     assert [(s.author, s.text) for s in trace.spans] == [
         ("student", "Okay, let's see."),
         ("teacher", "We read a and b."),
-        ("student", "So print."),
+        ("student", "So let's see."),
         ("student", "done"),
     ]
     # Both streams were cut where the predictor asked, not run to their ends.
@@ -131,6 +140,15 @@ def test_word_cut_never_splits_a_word():
     assert word_cut("abc def", 2, "drop") == 3  # a span keeps at least its first word, whole
     assert word_cut(" x y", 0, "extend") == 2
     assert word_cut("\n\n", 1, "extend") == 1  # no word at all: nothing to protect
+    assert word_cut("hello compu ting", 8, "extend") == 11
+    # A text that ends where its marker begins ends with a whole word.
+    assert word_cut("We add. Done.", 10, "extend") == 7
+    assert word_cut("We add. Done.", 10, "extend", closed=True) == 13
+    assert word_cut("We add. Done.", 13, "drop", closed=True) == 13
+    # The first `least` words are kept whole, even by `drop`; all of them when there are fewer.
+    assert word_cut("A B compu ting", 2, "drop", least=2) == 3
+    assert word_cut("A B compu ting", 7, "drop", least=2) == 3
+    assert word_cut("A B", 1, "extend", least=3) == 3
 
 
 def test_predictor_cut_inside_a_word_is_extended():
@@ -145,16 +163,181 @@ def test_predictor_cut_inside_a_word_is_extended():
     assert [s.text for s in trace.spans] == ["Okaaay", " We go.", "ans"]
 
 
-def test_teacher_end_of_thinking_hands_over_to_the_student():
+MODES = {"fixed-k": {"mode": "fixed-k"}, "stream": {"mode": "stream", "check_every": 1}}
+
+
+def spans_of(trace):
+    return [(s.author, s.text) for s in trace.spans]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_teacher_end_of_thinking_hands_over_to_the_student(mode):
     synth, student, teacher, _ = make(
         ["Okay, let's see. We", "The answer follows.<eos>"],
         ["We add. Done.assistantfinalprint(3)"],
-        mode="fixed-k",
+        **MODES[mode],
     )
     trace = run(synth)
-    assert trace.spans[-2] == trace.spans[1] and trace.spans[1].text == "We add. Done."
-    assert trace.spans[-1].author == "student" and trace.answer == "The answer follows."
+    assert spans_of(trace) == [
+        ("student", "Okay, let's see."),
+        ("teacher", "We add. Done."),
+        ("student", "The answer follows."),
+    ]
+    assert trace.n_switches == 1 and trace.answer == "The answer follows."
     assert "assistantfinal" not in trace.text and "print(3)" not in trace.text
+
+
+@pytest.mark.parametrize("lag", [0, 5])
+@pytest.mark.parametrize("ending", ["assistantfinalprint(3)", "<eos>"])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_cut_before_the_end_of_thinking_wins(mode, ending, lag):
+    """The teacher writes on past a style word into its marker (or its end of sequence): the cut
+    comes first, so the end goes with the cut-off text and the student thinks on."""
+    synth, student, teacher, boundary = make(
+        ["Okay, let's see. We", "So let's see.</think>", "ans<eos>"],
+        [f"We add them. So done.{ending}"],
+        **MODES[mode],
+    )
+    boundary.lag = lag  # a late predictor: the stream reaches the end before the cut is known
+    trace = run(synth)
+    assert spans_of(trace) == [
+        ("student", "Okay, let's see."),
+        ("teacher", "We add them."),
+        ("student", "So let's see."),
+        ("student", "ans"),
+    ]
+    assert trace.n_switches == 2
+    assert student.prompts[1] == QWEN3.thinking_prompt("Sum two numbers.") + "Okay, let's see.We add them."
+    assert trace.cost["teacher"].wasted == 2  # " So done." with what followed it
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_cut_with_only_whitespace_before_the_marker_ends_the_thinking(mode):
+    class AfterDone(LexiconBoundary):
+        async def cut(self, key, context, new_text, role):
+            at = new_text.find("Done.")
+            return (
+                Cut(at + 5, True)
+                if role == "teacher" and at >= 0
+                else await super().cut(key, context, new_text, role)
+            )
+
+    synth, student, teacher, _ = make(
+        ["Okay, let's see. We", "ans<eos>"], ["We add. Done. \n\nassistantfinal print(3)"], **MODES[mode]
+    )
+    for writer in synth.writers.values():
+        writer.boundary = AfterDone()
+    trace = run(synth)
+    assert spans_of(trace) == [
+        ("student", "Okay, let's see."),
+        ("teacher", "We add. Done. \n\n"),
+        ("student", "ans"),
+    ]
+    # The student answers after exactly its format's whitespace.
+    assert student.prompts[-1].endswith("We add. Done.\n</think>\n\n")
+    assert trace.text == "<think>\nOkay, let's see.We add. Done.\n</think>\n\nans"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_markerless_end_of_sequence_ends_the_thinking_under_tessy(mode):
+    synth, student, teacher, _ = make(
+        ["Okay, let's see. We", "ans<eos>"], ["We add them.<eos>"], **MODES[mode]
+    )
+    trace = run(synth)
+    assert spans_of(trace) == [
+        ("student", "Okay, let's see."),
+        ("teacher", "We add them."),
+        ("student", "ans"),
+    ]
+    assert teacher.finishes == ["stop"] and trace.n_switches == 1
+
+
+def test_a_markerless_end_of_sequence_ends_a_single_authors_thinking():
+    synth, student, teacher, _ = make([], ["We add. Done. <eos>", "final code<eos>"])
+    trace = run(synth, method="teacher-only")
+    assert spans_of(trace) == [("teacher", "We add. Done. "), ("teacher", "final code")]
+    assert teacher.prompts[1] == GPT_OSS.answer_prompt("Sum two numbers.", "We add. Done.")
+
+
+def test_a_family_whose_end_of_sequence_is_no_end_of_thinking_goes_on():
+    synth, student, *_ = make(["Okay, let's see.<eos>", " We add.</think>", "ans<eos>"], [])
+    synth.writers["student"].family = replace(QWEN3, eos_ends_thinking=False)
+    trace = run(synth, method="student-only")
+    assert spans_of(trace) == [("student", "Okay, let's see. We add."), ("student", "ans")]
+    assert student.prompts[1] == QWEN3.thinking_prompt("Sum two numbers.") + "Okay, let's see."
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_min_span_tokens_keeps_a_spans_first_words_uncut(mode):
+    """With min_span_tokens=3 neither "Okay," nor "We" (each followed by the other kind) is a cut
+    point: each span ends at the next cut point after its third word."""
+    synth, *_ = make(
+        ["Okay, We let's see. We read", "So let's see.</think>", "ans<eos>"],
+        ["We So add them. Hmm, wait"],
+        min_span_tokens=3,
+        **MODES[mode],
+    )
+    trace = run(synth)
+    assert spans_of(trace) == [
+        ("student", "Okay, We let's see."),
+        ("teacher", "We So add them."),
+        ("student", "So let's see."),
+        ("student", "ans"),
+    ]
+
+
+def test_min_span_tokens_counts_the_whole_span_not_one_request():
+    synth, student, *_ = make(
+        ["Okay, We", " let's see. We read", "So let's see.</think>", "ans<eos>"],
+        ["We add them. Hmm, wait"],
+        mode="fixed-k",
+        min_span_tokens=3,
+    )
+    trace = run(synth)
+    # "Okay, We" is too short to cut; the next request's words count on from it.
+    assert spans_of(trace)[:2] == [("student", "Okay, We let's see."), ("teacher", "We add them.")]
+    assert student.prompts[1].endswith("<think>\nOkay, We")
+
+
+class Babbler(ScriptedEngine):
+    """Random words, style with probability `p_style`; past `length` words of prompt it writes a few
+    more and its end-of-thinking marker; after its format's closer, an answer."""
+
+    def __init__(self, family, seed, p_style, length=300):
+        super().__init__(family.name, [])
+        self.family, self.rng, self.p_style, self.length = family, random.Random(seed), p_style, length
+
+    def reply(self, prompt, params):
+        if prompt.endswith(self.family.closer):
+            return "ans<eos>"
+        done = len(prompt.split()) > self.length
+        n = min(params.max_tokens, 3) if done else params.max_tokens
+        style, other = sorted(STYLE_WORDS), ["we", "add", "the", "sum", "of", "a", "b", "print", "read"]
+        words = [self.rng.choice(style if self.rng.random() < self.p_style else other) for _ in range(n)]
+        return " " + " ".join(words) + (self.family.end_markers[-1] if done else "")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_larger_min_span_tokens_means_fewer_switches(mode):
+    switches = []
+    for min_span in (1, 2, 3, 4):
+        total = 0
+        for seed in range(5):
+            boundary = LexiconBoundary()
+            student = Writer("student", Babbler(QWEN3, seed, 0.6), QWEN3, count_words, boundary, k=5)
+            teacher = Writer(
+                "teacher", Babbler(GPT_OSS, seed + 100, 0.15), GPT_OSS, count_words, boundary, k=10
+            )
+            synth = Synthesizer(
+                student, teacher, Settings(min_span_tokens=min_span, **MODES[mode]), count_words
+            )
+            trace = run(synth)
+            assert trace.status == "ok", trace.error
+            # Every span that a cut ended has at least min_span words.
+            assert all(len(s.text.split()) >= min_span for s in trace.spans[:-2])
+            total += trace.n_switches
+        switches.append(total)
+    assert switches == sorted(switches, reverse=True) and switches[-1] < switches[0], switches
 
 
 def test_failed_attempt_is_retried_with_a_new_seed():
@@ -202,6 +385,7 @@ SYNTHESIS_SETTINGS = (
     "max_thinking_tokens",
     "max_answer_tokens",
     "word_boundary",
+    "min_span_tokens",
     "max_attempts",
 )
 
@@ -214,6 +398,7 @@ def test_settings_from_config_carries_every_setting():
         max_thinking_tokens=100,
         max_answer_tokens=50,
         word_boundary="drop",
+        min_span_tokens=3,
         max_attempts=2,
         temperature=0.3,
         top_p=0.9,

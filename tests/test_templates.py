@@ -61,6 +61,27 @@ def test_deepseek_r1() -> None:
     assert DEEPSEEK_R1.end_of_thinking("abc</think>x") == 3
 
 
+_TEMPLATE = (
+    "{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}[assistant]{% endif %}"
+)
+
+
+@pytest.mark.parametrize(
+    ("family", "closed"),
+    [
+        (QWEN3, "x\n</think>\n\n"),
+        (DEEPSEEK_R1, "x\n</think>\n\n"),
+        (GPT_OSS, "x<|end|><|start|>assistant<|channel|>final<|message|>"),
+        (get_family("generic", _tokenizer(["<think>", "</think>"], _TEMPLATE)), "x\n</think>\n\n"),
+    ],
+    ids=["qwen3", "deepseek-r1", "gpt-oss", "generic"],
+)
+def test_answer_prompt_has_only_the_formats_whitespace_before_the_closer(family, closed) -> None:
+    for thinking in ("x", "x \n\n", "x\n", "x\t "):
+        assert family.answer_prompt(Q, thinking) == family.thinking_prompt(Q) + closed, repr(thinking)
+
+
 def test_earliest_marker_wins() -> None:
     text = "a</think>b</think>c"
     assert QWEN3.split_thinking(text) == ("a", "b</think>c")
@@ -75,15 +96,11 @@ def test_detect_family_from_special_tokens() -> None:
 
 
 def test_generic_uses_chat_template_and_opens_thinking() -> None:
-    template = (
-        "{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}\n{% endfor %}"
-        "{% if add_generation_prompt %}[assistant]{% endif %}"
-    )
-    family = detect_family(_tokenizer(["<think>", "</think>"], template))
+    family = detect_family(_tokenizer(["<think>", "</think>"], _TEMPLATE))
     assert family.name == "generic"
     assert family.thinking_prompt(Q) == f"[user]{Q}\n[assistant]<think>\n"
     assert family.answer_prompt(Q, "ok") == f"[user]{Q}\n[assistant]<think>\nok\n</think>\n\n"
-    plain = get_family("generic", _tokenizer([], template))
+    plain = get_family("generic", _tokenizer([], _TEMPLATE))
     assert plain.thinking_prompt(Q) == f"[user]{Q}\n[assistant]"
 
 

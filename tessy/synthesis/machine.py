@@ -2,17 +2,20 @@
 paper's baselines through the same code.
 
 A shared `thinking` text grows; each model continues it from its own prompt. Under TESSY the student
-opens, each span ends where the author's boundary predictor first sees the other kind of text, and
-the roles swap. After the thinking the answer writer (the student, for TESSY) writes the whole answer
-in one call. Every output is rendered in the student's format.
+opens, each span ends where the author's boundary predictor first sees the other kind of text (never
+within the span's first `min_span_tokens` words), and the roles swap. After the thinking the answer
+writer (the student, for TESSY) writes the whole answer in one call. Every output is rendered in the
+student's format.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
+from itertools import islice
 from typing import Any, Literal, Protocol
 
 from tessy.boundary.cut import Cut
@@ -75,6 +78,7 @@ class Settings:
     max_thinking_tokens: int = declared_default(SynthesisConfig, "max_thinking_tokens")
     max_answer_tokens: int = declared_default(SynthesisConfig, "max_answer_tokens")
     word_boundary: Literal["extend", "drop"] = declared_default(SynthesisConfig, "word_boundary")
+    min_span_tokens: int = declared_default(SynthesisConfig, "min_span_tokens")
     loop_ngram: tuple[int, int] = (3, 50)  # words
     loop_repeats: int = 8
     max_attempts: int = declared_default(SynthesisConfig, "max_attempts")
@@ -89,6 +93,7 @@ class Settings:
             max_thinking_tokens=s.max_thinking_tokens,
             max_answer_tokens=s.max_answer_tokens,
             word_boundary=s.word_boundary,
+            min_span_tokens=s.min_span_tokens,
             max_attempts=s.max_attempts,
             sampling=Sampling(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p),
         )
@@ -102,21 +107,47 @@ _SPACE = re.compile(r"\s")
 _WORD = re.compile(r"\S+")
 
 
-def word_cut(text: str, keep: int, how: str) -> int:
+def word_cut(text: str, keep: int, how: str, *, least: int = 1, closed: bool = False) -> int:
     """Move a cut so no word is split between two tokenizers: forward to the end of its word
-    (`extend`, the reference code) or back to the word's start (`drop`, the paper). A span keeps at
-    least its first word. A cut at the end of the text may fall inside a word still being written, so
-    there `extend` drops too."""
-    first = _WORD.search(text)
-    if first is None:
+    (`extend`, the reference code) or back to the word's start (`drop`, the paper). The text keeps at
+    least its first `least` words. A cut at the end of the text may fall inside a word still being
+    written, so there `extend` drops too, unless the text is `closed`: the model ended its thinking
+    there, so its last word is whole."""
+    words = list(islice(_WORD.finditer(text), least))
+    if not words:
         return keep
-    if keep <= first.end():
-        return first.end()
-    if text[keep - 1].isspace() or (keep < len(text) and text[keep].isspace()):
+    if keep <= words[-1].end():
+        return words[-1].end()
+    if (
+        text[keep - 1].isspace()
+        or (keep < len(text) and text[keep].isspace())
+        or (closed and keep == len(text))
+    ):
         return keep
-    if how == "extend" and (match := _SPACE.search(text, keep)):
-        return match.start()
+    if how == "extend":
+        if match := _SPACE.search(text, keep):
+            return match.start()
+        if closed:
+            return len(text)
     return next(i for i in range(keep - 1, 0, -1) if text[i].isspace())
+
+
+def _word_end(text: str, n: int) -> int | None:
+    """Char offset where the `n`-th word of `text` ends (0 for none); None when it has fewer words."""
+    if n == 0:
+        return 0
+    match = next(islice(_WORD.finditer(text), n - 1, None), None)
+    return match.end() if match else None
+
+
+def _kept(family: Family, completion: Completion, keep: int) -> tuple[str, bool]:
+    """What a reply cut at `keep` adds to the thinking, and whether the thinking ends with it. The cut
+    comes first: a marker or an end of sequence counts only when the cut kept it."""
+    kept = completion.text[:keep]
+    if (end := family.find_end(kept)) is not None:
+        return kept[: end[0]], True
+    eos = keep == len(completion.text) and completion.finish_reason == "stop"
+    return kept, eos and family.eos_ends_thinking
 
 
 def find_loop(words: list[str], sizes: tuple[int, int], repeats: int) -> int | None:
@@ -174,12 +205,14 @@ class Synthesizer:
         step = 0
         while True:
             writer = self.writers[role]
-            completion, keep, switch = await self._span(writer, question, thinking, m, seed + step, trace_id)
+            # Words the writer has in the span it is writing: they count towards min_span_tokens.
+            written = len(spans[-1].text.split()) if spans and spans[-1].author == role else 0
+            completion, keep, switch = await self._span(
+                writer, question, thinking, m, seed + step, trace_id, written
+            )
             step += 1
-            end = writer.family.find_end(completion.text)
-            ended = end is not None or completion.finish_reason == "stop"
-            kept = completion.text[: end[0]] if end is not None else completion.text[:keep]
-            switch = switch and end is None
+            kept, ended = _kept(writer.family, completion, keep)
+            switch = switch and not ended
             cost[role].generated += completion.n_tokens
             cost[role].requests += 1
             if len(kept) < len(completion.text) or completion.finish_reason == "cut":
@@ -217,10 +250,10 @@ class Synthesizer:
         )
 
     async def _span(
-        self, writer: Writer, question: str, thinking: str, m: Method, seed: int, key: str
+        self, writer: Writer, question: str, thinking: str, m: Method, seed: int, key: str, written: int
     ) -> tuple[Completion, int, bool]:
         """One request by `writer`: its completion, how many chars of it to keep, and whether its
-        predictor asks to switch roles there."""
+        predictor asks to switch roles there. `written`: words the writer already has in this span."""
         s = self.settings
         prompt = writer.family.thinking_prompt(question) + thinking
         if m.thinker != "tessy":  # one author writes the whole thinking
@@ -230,24 +263,54 @@ class Synthesizer:
             return completion, len(completion.text), False
         if writer.boundary is None:
             raise ValueError(f"TESSY needs a boundary predictor for the {writer.name}")
+        # The span's first min_span_tokens - 1 words are no cut points: the predictor reads them as
+        # context (words, not predictor tokens: the predictor reports only where it cuts).
+        skip = max(0, s.min_span_tokens - 1 - written)
+        predict = partial(self._predict, writer, key, thinking, skip)
         if s.mode == "fixed-k":
             completion = await writer.engine.complete(
                 prompt, replace(s.sampling, max_tokens=writer.k, seed=seed)
             )
         else:
-            until = _StreamCut(writer, key, thinking, s)
+            until = _StreamCut(predict, writer.family, s, skip + 1)
             params = replace(s.sampling, max_tokens=s.span_cap, seed=seed)
             try:
                 completion = await writer.engine.complete(prompt, params, until=until)
             finally:
                 await until.settle()
-            if completion.finish_reason == "cut":  # the cut is already at a word boundary
-                return completion, len(completion.text), until.switched
-        new = completion.text
-        if not new or writer.family.find_end(new) is not None:
-            return completion, len(new), False
-        cut = await writer.boundary.cut(key, thinking, new, writer.name)
-        return completion, word_cut(new, cut.keep, s.word_boundary) if cut.switch else len(new), cut.switch
+            if until.switched:  # the cut is already at a word boundary
+                return completion, len(completion.text), True
+        keep, switch = await self._final_cut(writer.family, completion, predict, skip + 1)
+        return completion, keep, switch
+
+    async def _predict(self, writer: Writer, key: str, thinking: str, skip: int, new: str) -> Cut:
+        """The writer's predictor on `new`, its first `skip` words read as context; no cut while
+        `new` has no more words than that."""
+        head = _word_end(new, skip)
+        if head is None or not new[head:].strip():
+            return Cut(len(new), False)
+        cut = await writer.boundary.cut(key, thinking + new[:head], new[head:], writer.name)
+        return Cut(head + cut.keep, cut.switch)
+
+    async def _final_cut(
+        self, family: Family, completion: Completion, predict: Callable[[str], Awaitable[Cut]], least: int
+    ) -> tuple[int, bool]:
+        """Where a whole reply is cut (chars kept, switch). The predictor judges the text before any
+        end-of-thinking marker; a cut with only whitespace between it and the marker (or an end of
+        sequence that ends the thinking) keeps the reply whole: the thinking ends."""
+        text = completion.text
+        hit = family.find_end(text)
+        visible = text if hit is None else text[: hit[0]]
+        stop = completion.finish_reason == "stop"
+        cut = await predict(visible)
+        if not cut.switch:
+            return len(text), False
+        keep = word_cut(
+            visible, cut.keep, self.settings.word_boundary, least=least, closed=hit is not None or stop
+        )
+        if (hit is not None or (stop and family.eos_ends_thinking)) and not visible[keep:].strip():
+            return len(text), False
+        return keep, True
 
     async def _answer(
         self, writer: Writer, question: str, thinking: str, seed: int, cost: dict[str, AuthorCost]
@@ -349,32 +412,43 @@ class _StreamCut:
     the background: the stream keeps flowing while the predictor runs, and each sample has at most
     one question out, so the predictor sees every sample's latest text in one batch instead of one
     question per streamed event. Once an answer asks to switch, stop at the end of the word the cut
-    falls in (or at an end-of-thinking marker, whichever is first)."""
+    falls in. An end-of-thinking marker stops the stream too, but a cut before it wins; with no cut
+    yet, `_span` judges the text before the marker as a whole."""
 
-    def __init__(self, writer: Writer, key: str, thinking: str, settings: Settings):
-        self.writer, self.key, self.thinking, self.settings = writer, key, thinking, settings
+    def __init__(
+        self, predict: Callable[[str], Awaitable[Cut]], family: Family, settings: Settings, least: int
+    ):
+        self.predict, self.family, self.settings, self.least = predict, family, settings, least
         self.checked_words = 0
         self.check: asyncio.Task[Cut] | None = None
         self.pending: int | None = None
         self.switched = False
 
     def __call__(self, text: str) -> int | None:
-        hit = self.writer.family.find_end(text)
-        if hit:
-            return hit[1]
+        hit = self.family.find_end(text)
         if self.pending is None and self.check is not None and self.check.done():
             cut, self.check = self.check.result(), None
             if cut.switch:
                 self.pending = cut.keep  # an offset into an earlier text, which `text` extends
         if self.pending is None:
+            if hit:
+                return hit[1]
             words = len(text.split())
             if self.check is None and words - self.checked_words >= self.settings.check_every:
                 self.checked_words = words
-                self.check = asyncio.ensure_future(
-                    self.writer.boundary.cut(self.key, self.thinking, text, self.writer.name)
-                )
+                self.check = asyncio.ensure_future(self.predict(text))
             return None
-        keep = word_cut(text, self.pending, self.settings.word_boundary)
+        if hit:
+            # The earlier text may have held the marker's first characters: clamp to its start.
+            visible = text[: hit[0]]
+            keep = word_cut(
+                visible, min(self.pending, hit[0]), self.settings.word_boundary, least=self.least, closed=True
+            )
+            if not visible[keep:].strip():
+                return hit[1]  # the cut reaches the marker: none; the thinking ends
+            self.switched = True
+            return keep
+        keep = word_cut(text, self.pending, self.settings.word_boundary, least=self.least)
         growing = keep == len(text) and not text[-1].isspace()
         if growing or (self.settings.word_boundary == "extend" and keep < self.pending):
             return None  # the word the cut falls in is still being written
