@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from huggingface_hub import DatasetCard
 
+from tessy.quality.expectations import GateConfig, SolvedRates, solved_ratio_outcome, validate_release
 from tessy.release import (
     CardInfo,
     PublishError,
@@ -21,6 +22,7 @@ from tessy.release import (
     render_card,
     write_card,
 )
+from tessy.stages.release import baseline_rates, keep_solved
 
 TOKEN = "hf_fakeTokenThatMustNeverLeak0123456789"
 
@@ -223,3 +225,61 @@ def test_token_never_leaks(release, monkeypatch, capsys, caplog):
     assert TOKEN not in shown + out.out + out.err + caplog.text
     for path in release.rglob("*"):
         assert not path.is_file() or TOKEN.encode() not in path.read_bytes()
+
+
+def test_solved_ratio_passes_fails_and_skips():
+    at = SolvedRates("tessy", 4 / 6, "teacher-only", 5 / 6, 6)
+    assert solved_ratio_outcome(at, 0.8).success  # exactly at the bar, whatever the float rounding
+    low = solved_ratio_outcome(SolvedRates("tessy", 1 / 3, "teacher-only", 0.89, 40), 0.9)
+    assert not low.success and not low.skipped
+    assert low.detail == "tessy solved 0.33 < 0.9 x teacher-only 0.89 over 40 questions"
+    assert low.observed["n_questions"] == 40 and low.observed["min_ratio"] == 0.9
+    for nothing in (None, SolvedRates("tessy", 0.0, "teacher-only", 0.0, 0)):
+        skipped = solved_ratio_outcome(nothing, 0.9)
+        assert skipped.success and skipped.skipped and skipped.detail.startswith("skipped: no tessy")
+
+
+def gate_frame() -> pl.DataFrame:
+    """make_frame's traces with the columns the gate reads; no question has tests."""
+    return make_frame().with_columns(
+        status=pl.lit("ok"),
+        attempts=pl.lit(1),
+        test_cases=pl.lit(None, dtype=pl.String),
+        n_switches=pl.lit(1),
+        n_wasted_tokens=pl.lit(0),
+    )
+
+
+def test_gate_fails_on_the_solved_ratio_and_says_with_which_figures():
+    low = SolvedRates("tessy", 0.5, "teacher-only", 1.0, 4)
+    gate = validate_release(gate_frame(), GateConfig(min_solved_ratio=0.9), solved=low)
+    assert not gate.success and gate.failed == ["solved_vs_teacher_only"]
+    assert gate.reasons == [
+        "solved_vs_teacher_only (tessy solved 0.50 < 0.9 x teacher-only 1.00 over 4 questions)"
+    ]
+    assert gate.raw["checks"][0]["success"] is False
+    alone = validate_release(gate_frame())  # no baseline: passes, and says the check was skipped
+    assert alone.success and alone.skipped == ["solved_vs_teacher_only"]
+
+
+def test_keep_solved_drops_and_counts_each_reason():
+    tests = '{"inputs": ["1"], "outputs": ["1"]}'
+    frame = pl.DataFrame(
+        {
+            "trace_id": ["solved", "wrong", "untested", "not-run"],
+            "question_id": ["q1", "q2", "q3", "q4"],
+            "test_cases": [tests, tests, None, tests],
+            "solved": [1.0, 0.0, None, None],
+        }
+    )
+    kept, dropped = keep_solved(frame)
+    assert kept["trace_id"].to_list() == ["solved"] and kept.columns == frame.columns
+    assert dropped == {"unsolved": 1, "no_tests": 1, "not_run": 1}
+
+
+def test_baseline_rates_need_both_methods():
+    rates = pl.DataFrame(
+        {"method": ["teacher-only", "tessy"], "n_questions": [3, 3], "solved_rate": [1.0, 2 / 3]}
+    )
+    assert baseline_rates(rates) == SolvedRates("tessy", 2 / 3, "teacher-only", 1.0, 3)
+    assert baseline_rates(rates.head(0)) is None

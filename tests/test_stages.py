@@ -321,3 +321,43 @@ def test_a_release_killed_half_way_then_rerun_gives_one_consistent_release(
     manifest = json.loads(rows[0][2])
     assert files_hash(made.folder, manifest["files"]) == rows[0][1] == made.content_hash
     assert (made.folder / "README.md").exists()
+
+
+def test_releases_are_gated_on_teacher_only_and_keep_only_solved_traces(tmp_path, tiny_models):
+    # The answers are the microworld's own code (and a wrong one written here): run them even where
+    # no sandbox is.
+    cfg = ingested(tmp_path, tiny_models, qa={"student_nll": False, "unsafe_exec": True})
+    write_traces(cfg, methods=("tessy", "teacher-only"))
+    qa_stage.run(cfg, "qa-1")
+    good = release_stage.create(cfg, "good", "rel-run")
+    assert good.n_rows == 4 and good.gate.success and good.dropped == {}  # teacher-only is not released
+    solved = next(o for o in good.gate.outcomes if o.name == "solved_vs_teacher_only")
+    assert solved.detail == "tessy solved 1.00 >= 0.9 x teacher-only 1.00 over 4 questions"
+
+    with open_warehouse(cfg.warehouse) as wh:  # three TESSY answers now print the wrong thing
+        wrong = "```python\nprint('wrong')\n```"
+        wh.con.execute(
+            "UPDATE traces SET answer = ?, text = split_part(text, '</think>', 1) || ? WHERE trace_id IN"
+            " (SELECT trace_id FROM traces WHERE method = 'tessy' ORDER BY trace_id LIMIT 3)",
+            [wrong, f"</think>\n\n{wrong}"],
+        )
+    # QA reuses per-trace metrics measured with the same settings (the trace ids did not change), so
+    # measure again with other ones.
+    remeasure = cfg.model_copy(update={"qa": cfg.qa.model_copy(update={"timeout_s": 6.0})})
+    assert qa_stage.run(remeasure, "qa-2").n_measured == 8
+    with pytest.raises(
+        ReleaseBlocked,
+        match=r"solved_vs_teacher_only \(tessy solved 0\.25 < 0\.9 x teacher-only 1\.00 over 4 questions\)",
+    ):
+        release_stage.create(cfg, "bad", "rel-run")
+    assert not (cfg.workdir / "releases" / "bad" / "README.md").exists()
+
+    # Rejection sampling keeps the one solved TESSY trace; a lower bar lets it through the gate.
+    solved_only = cfg.model_copy(
+        update={"release": cfg.release.model_copy(update={"require_solved": True, "min_solved_ratio": 0.2})}
+    )
+    kept = release_stage.create(solved_only, "solved", "rel-run")
+    assert kept.n_rows == 1 and kept.dropped == {"unsolved": 3, "no_tests": 0, "not_run": 0}
+    with open_warehouse(cfg.warehouse) as wh:
+        manifest = json.loads(wh.scalar("SELECT manifest_json FROM releases WHERE name = 'solved'"))
+    assert manifest["dropped"] == kept.dropped

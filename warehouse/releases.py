@@ -14,14 +14,51 @@ from tessy.errors import ReleaseNameError
 from warehouse.db import Warehouse, registered, transaction
 from warehouse.metrics import trace_frame
 
+# QA's newest `solved` of each trace (1 when its answer passes all its question's tests): run ids
+# start with their time, so the greatest is the newest. A trace whose question has no tests, or
+# whose code never ran, has none.
+_SOLVED = """
+    SELECT subject_id AS trace_id, arg_max(value, run_id) AS solved
+    FROM qa_metrics WHERE metric = 'solved' GROUP BY subject_id
+"""
+
 
 def candidate_frame(wh: Warehouse, cfg: PipelineConfig) -> pl.DataFrame:
-    """This config's traces of the released methods that passed QA: finished, with an answer."""
+    """This config's traces of the released methods that passed QA (finished, with an answer), with
+    QA's newest `solved` of each (null where none was measured)."""
     frame = trace_frame(wh, cfg, cfg.release.methods).filter(pl.col("status") == "ok")
     passed = wh.frame(
         "SELECT DISTINCT subject_id AS trace_id FROM qa_metrics WHERE metric = 'answer_present' AND value = 1"
     )
-    return frame.join(passed, on="trace_id", how="semi")
+    return frame.join(passed, on="trace_id", how="semi").join(wh.frame(_SOLVED), on="trace_id", how="left")
+
+
+def solved_rates(wh: Warehouse, cfg: PipelineConfig, methods: list[str]) -> pl.DataFrame:
+    """(method, n_questions, solved_rate) of `methods` over the questions on which every one of them
+    has a finished trace of this config's models with QA's `solved` measured; no rows when none is
+    shared. Failed traces are not measured, so they count in QA's failure rate, not here."""
+    return wh.frame(
+        f"""
+        WITH measured AS (
+            SELECT t.question_id, t.method, s.solved
+            FROM traces t JOIN ({_SOLVED}) s USING (trace_id)
+            WHERE t.student_model = ? AND t.teacher_model = ? AND t.status = 'ok'
+              AND t.method IN (SELECT unnest(?))
+        ),
+        shared AS (
+            SELECT question_id FROM measured GROUP BY question_id HAVING count(DISTINCT method) = ?
+        )
+        SELECT method, count(DISTINCT question_id) AS n_questions, avg(solved) AS solved_rate
+        FROM measured SEMI JOIN shared USING (question_id)
+        GROUP BY method ORDER BY method
+        """,
+        [
+            cfg.model("student").name_on_server,
+            cfg.model("teacher").name_on_server,
+            methods,
+            len(set(methods)),
+        ],
+    )
 
 
 def release_exists(wh: Warehouse, name: str) -> bool:

@@ -1,12 +1,15 @@
-"""The release gate: a Great Expectations suite run on a release candidate (one row per trace).
+"""The release gate: a Great Expectations suite run on a release candidate (one row per trace), and
+plain checks of figures that are not columns of it.
 
 Row-wise rules that GX has no expectation for (token sums, student share, answer present) are
-computed as derived columns first and checked like any other column."""
+computed as derived columns first and checked like any other column. The solved rate of TESSY
+against the run's own teacher-only baseline compares two aggregates read from elsewhere, so it is a
+plain check whose outcome joins the GX ones."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import polars as pl
@@ -27,6 +30,9 @@ REQUIRED = (
 )
 # A response as synthesis writes it: the thinking in <think> tags, then a non-blank answer.
 TEXT_FORMAT = r"^<think>\n[\s\S]*\n</think>\n\n[\s\S]*\S"
+SOLVED_CHECK = "solved_vs_teacher_only"
+# Rates are shares of small counts: 4/6 is at the bar 0.8 x 5/6, though floats put it just below.
+RATE_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,18 @@ class GateConfig:
     # tokens at each boundary.
     token_slack: int = 8
     token_slack_per_switch: int = 2
+    min_solved_ratio: float = 0.9  # TESSY's solved rate at least this times teacher-only's
+
+
+@dataclass(frozen=True)
+class SolvedRates:
+    """Solved rates of a method and of its baseline over the questions both have a measured answer for."""
+
+    method: str
+    rate: float
+    baseline: str
+    baseline_rate: float
+    n_questions: int
 
 
 @dataclass(frozen=True)
@@ -45,17 +63,28 @@ class Outcome:
     name: str
     success: bool
     observed: Any  # JSON-able: the observed value, or the unexpected count and a sample of values
+    detail: str = ""  # for a plain check: its figures in words
+    skipped: bool = False  # a plain check that had nothing to compare
 
 
 @dataclass(frozen=True)
 class GateResult:
     success: bool
     outcomes: list[Outcome]
-    raw: dict = field(repr=False)  # the full GX validation result, JSON-able
+    raw: dict = field(repr=False)  # the full GX validation result, and the plain checks under "checks"
 
     @property
     def failed(self) -> list[str]:
         return [o.name for o in self.outcomes if not o.success]
+
+    @property
+    def reasons(self) -> list[str]:
+        """What failed, a plain check with its figures: `name (figures)`."""
+        return [f"{o.name} ({o.detail})" if o.detail else o.name for o in self.outcomes if not o.success]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [o.name for o in self.outcomes if o.skipped]
 
 
 def _derived(frame: pl.DataFrame, cfg: GateConfig) -> pl.DataFrame:
@@ -135,8 +164,25 @@ def _outcome(result: dict) -> Outcome:
     return Outcome(name, bool(result["success"]), observed)
 
 
-def validate_release(frame: pl.DataFrame, cfg: GateConfig | None = None) -> GateResult:
-    """Run the release gate on a candidate frame; `success` is False when any expectation fails."""
+def solved_ratio_outcome(rates: SolvedRates | None, min_ratio: float) -> Outcome:
+    """TESSY's solved rate is at least `min_ratio` times teacher-only's over their shared questions;
+    skipped (a success that says so) when they share none."""
+    if rates is None or rates.n_questions == 0:
+        reason = "no tessy and teacher-only traces of the same questions with QA's solved measured"
+        return Outcome(SOLVED_CHECK, True, {"skipped": reason}, detail=f"skipped: {reason}", skipped=True)
+    success = rates.rate + RATE_TOLERANCE >= min_ratio * rates.baseline_rate
+    detail = (
+        f"{rates.method} solved {rates.rate:.2f} {'>=' if success else '<'} {min_ratio:g} x"
+        f" {rates.baseline} {rates.baseline_rate:.2f} over {rates.n_questions} questions"
+    )
+    return Outcome(SOLVED_CHECK, success, {**asdict(rates), "min_ratio": min_ratio}, detail=detail)
+
+
+def validate_release(
+    frame: pl.DataFrame, cfg: GateConfig | None = None, solved: SolvedRates | None = None
+) -> GateResult:
+    """Run the release gate on a candidate frame; `success` is False when any expectation or plain
+    check fails. `solved`: TESSY's and teacher-only's solved rates, None when there are none."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -161,5 +207,10 @@ def validate_release(frame: pl.DataFrame, cfg: GateConfig | None = None) -> Gate
     )
     result = definition.run(batch_parameters={"dataframe": data})
 
-    raw = result.to_json_dict()
-    return GateResult(success=bool(result.success), outcomes=[_outcome(r) for r in raw["results"]], raw=raw)
+    checks = [solved_ratio_outcome(solved, cfg.min_solved_ratio)]
+    raw = result.to_json_dict() | {"checks": [asdict(c) for c in checks]}
+    return GateResult(
+        success=bool(result.success) and all(c.success for c in checks),
+        outcomes=[*(_outcome(r) for r in raw["results"]), *checks],
+        raw=raw,
+    )

@@ -18,6 +18,7 @@ TAGS = ("tessy", "synthetic", "reasoning", "sft", "code")
 PUBLIC_MANIFEST = (
     "code_version",
     "config_hash",
+    "dropped",
     "files",
     "methods",
     "metrics",

@@ -1,14 +1,18 @@
 """Release: an immutable, gated snapshot of the traces that passed QA, and its Hub publication.
 
-Reads: this config's traces of `release.methods` that passed QA (finished, with an answer), the
-newest release (the parent), the latest QA summary.
-Writes: the release folder `workdir/releases/<name>/` (Parquet shards, dataset card, manifest), the
-Great Expectations result beside it, and `releases` + `release_items`; publishing uploads the
-manifest's files to a Hub dataset repo, tags the commit with the name, and adds a
-`release_publications` row.
+Reads: this config's traces of `release.methods` that passed QA (finished, with an answer) with
+QA's newest per-trace `solved`, the solved rates of its tessy and teacher-only traces over the
+questions both have (whatever `release.methods` holds), the newest release (the parent), the latest
+QA summary.
+Writes: the release folder `workdir/releases/<name>/` (Parquet shards, dataset card, manifest, which
+counts the traces `release.require_solved` dropped, per reason), the gate's result beside it, and
+`releases` + `release_items`; publishing uploads the manifest's files to a Hub dataset repo, tags
+the commit with the name, and adds a `release_publications` row.
 Servers: none (publishing reaches the Hub; the token is read from HF_TOKEN by the publisher).
-Raises: ReleaseNameError (invalid, taken, or unknown name), ReleaseBlocked (no rows, or the gate
-failed), ReleaseTampered (the files no longer hash to the release's content hash).
+Raises: ReleaseNameError (invalid, taken, or unknown name), ReleaseBlocked (no rows, none left after
+`require_solved`, or the gate failed: a Great Expectations expectation, or TESSY's solved rate below
+`release.min_solved_ratio` times teacher-only's), ReleaseTampered (the files no longer hash to the
+release's content hash).
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from tessy.config import PipelineConfig
 from tessy.errors import ReleaseBlocked, ReleaseNameError, ReleaseTampered
 from tessy.hashing import config_hash, sha256_text
-from tessy.quality.expectations import GateConfig, GateResult, validate_release
+from tessy.quality.expectations import GateConfig, GateResult, SolvedRates, validate_release
+from tessy.quality.traces import parse_tests
 from tessy.release.card import CardInfo, write_card
 from tessy.release.export import RELEASE_COLUMNS, content_hash, export_release, files_hash, release_rows
 from tessy.release.names import checked_release_name
@@ -37,8 +44,11 @@ from warehouse.releases import (
     record_publication,
     release_exists,
     release_record,
+    solved_rates,
     unpublished,
 )
+
+TESSY, BASELINE = "tessy", "teacher-only"
 
 
 @dataclass
@@ -50,6 +60,40 @@ class ReleaseOutcome:
     content_hash: str
     parent_release_id: str | None
     gate: GateResult
+    dropped: dict[str, int]  # by `release.require_solved`, per reason; empty when it is off
+
+
+def keep_solved(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Rejection sampling: the traces whose answer passed all its question's tests (`solved` == 1),
+    and how many were dropped: `unsolved`, `no_tests` (nothing to check the answer against), and
+    `not_run` (tests, but QA never ran them: code off, or no sandbox)."""
+    has_tests = pl.Series(
+        [parse_tests(q, c) is not None for q, c in frame.select("question_id", "test_cases").iter_rows()],
+        dtype=pl.Boolean,
+    )
+    reason = (
+        pl.when(pl.col("solved") == 1)
+        .then(None)
+        .when(pl.col("solved").is_not_null())
+        .then(pl.lit("unsolved"))
+        .when(has_tests)
+        .then(pl.lit("not_run"))
+        .otherwise(pl.lit("no_tests"))
+    )
+    marked = frame.with_columns(_dropped=reason)
+    counts = dict.fromkeys(("unsolved", "no_tests", "not_run"), 0) | dict(
+        marked.drop_nulls("_dropped")["_dropped"].value_counts().iter_rows()
+    )
+    return marked.filter(pl.col("_dropped").is_null()).drop("_dropped"), counts
+
+
+def baseline_rates(rates: pl.DataFrame) -> SolvedRates | None:
+    """TESSY's and teacher-only's solved rates from `solved_rates`' rows; None when they share no question."""
+    by_method = {m: (n, r) for m, n, r in rates.select("method", "n_questions", "solved_rate").iter_rows()}
+    if TESSY not in by_method or BASELINE not in by_method:
+        return None
+    (n, rate), (_, baseline) = by_method[TESSY], by_method[BASELINE]
+    return SolvedRates(TESSY, rate, BASELINE, baseline, n)
 
 
 def run(cfg: PipelineConfig, run_id: str, name: str | None = None) -> ReleaseOutcome | None:
@@ -70,19 +114,33 @@ def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = Fa
         if release_exists(wh, name):
             raise ReleaseNameError(f"release {name!r} exists; releases are immutable, pick another name")
         frame = candidate_frame(wh, cfg)
+        # Teacher-only traces are the baseline even when the release does not hold them.
+        rates = solved_rates(wh, cfg, [TESSY, BASELINE])
         parent, parent_hash = newest_release(wh)
         metrics = latest_summary(wh)
+    methods = "/".join(cfg.release.methods)
     if frame.height == 0:
-        raise ReleaseBlocked(
-            f"no {'/'.join(cfg.release.methods)} trace of this config passed QA (finished, with an answer)"
-        )
+        raise ReleaseBlocked(f"no {methods} trace of this config passed QA (finished, with an answer)")
+    dropped: dict[str, int] = {}
+    if cfg.release.require_solved:
+        frame, dropped = keep_solved(frame)
+        if frame.height == 0:
+            raise ReleaseBlocked(
+                f"no {methods} trace of this config solved its tests (release.require_solved); dropped:"
+                f" {', '.join(f'{n} {reason}' for reason, n in dropped.items())}"
+            )
     if if_changed and content_hash(release_rows(frame.select(RELEASE_COLUMNS))) == parent_hash:
         return None
-    gate = validate_release(frame, GateConfig(methods=tuple(cfg.release.methods)))
+    gate = validate_release(
+        frame,
+        GateConfig(methods=tuple(cfg.release.methods), min_solved_ratio=cfg.release.min_solved_ratio),
+        # A release without TESSY traces is not judged by them.
+        solved=baseline_rates(rates) if TESSY in cfg.release.methods else None,
+    )
     folder.mkdir(parents=True, exist_ok=True)
     (folder.parent / f"{name}.validation.json").write_text(json.dumps(gate.raw, indent=1, default=str))
     if not gate.success:
-        raise ReleaseBlocked(f"release {name!r} failed its expectations: {', '.join(gate.failed)}")
+        raise ReleaseBlocked(f"release {name!r} failed its expectations: {', '.join(gate.reasons)}")
     export = export_release(
         frame.select(RELEASE_COLUMNS),
         folder,
@@ -104,6 +162,7 @@ def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = Fa
         "config_hash": config_hash(cfg.public_dict()),
         "synthesis": cfg.synthesis.identity(),
         "metrics": metrics,
+        "dropped": dropped,
         "files": [str(f) for f in export.files],
         "folder": str(folder),
         "run_id": run_id,
@@ -138,7 +197,7 @@ def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = Fa
             manifest,
             frame["trace_id"].to_list(),
         )
-    return ReleaseOutcome(release_id, name, folder, export.n_rows, export.content_hash, parent, gate)
+    return ReleaseOutcome(release_id, name, folder, export.n_rows, export.content_hash, parent, gate, dropped)
 
 
 def unpublished_releases(db: Path, repo_id: str) -> list[str]:
