@@ -11,7 +11,7 @@ from tessy.filtering.prompt import judge_prompt
 from tessy.microworld.build import STAMP, _semantics, build, read_stamp
 from tessy.microworld.cli import app
 from tessy.microworld.corpus import conversations
-from tessy.microworld.evaluate import detect_format, evaluate
+from tessy.microworld.evaluate import detect_format, evaluate, follows_draft
 from tessy.microworld.families import FAMILIES
 from tessy.microworld.formats import STUDENT_FORMAT, TEACHER_FORMAT
 from tessy.microworld.judge import judge_example, parse_verdict
@@ -136,6 +136,13 @@ def test_mixed_conversations_hand_over_like_tessy():
             if style == "teacher":
                 assert markers_in(prefix, "student")[-1] in prefix[-40:]
         assert any(markers_in(c.prompt.split(head, 1)[1], other) for c in mixed)
+
+
+def test_follows_draft():
+    draft = "```python\nprint(1)\n```"
+    assert follows_draft(f"Plan.\n{draft}\nDone.", f"So:\n\n{draft}")
+    assert not follows_draft(f"Plan.\n{draft}", "```python\nprint(2)\n```")
+    assert not follows_draft("no draft", "```python\nprint(1)\n```") and not follows_draft(draft, None)
 
 
 def test_markers_are_disjoint():
@@ -298,7 +305,8 @@ def test_tiny_evaluate_and_cli(tiny, tmp_path):
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(summary) == {"pass_at_1", "style_purity", "n"} and summary["n"] == 2
+    assert set(summary) == {"pass_at_1", "style_purity", "answer_follows_draft", "follows_given_draft", "n"}
+    assert summary["n"] == 2
     result = runner.invoke(app, ["export", str(tmp_path / "q.jsonl"), "--n-contest", "2", "--n-other", "1"])
     assert result.exit_code == 0, result.output
     assert len((tmp_path / "q.jsonl").read_text().splitlines()) == 3

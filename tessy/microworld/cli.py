@@ -52,7 +52,8 @@ def eval_model(
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     as_json: Annotated[bool, typer.Option("--json", help="Summary as JSON, last line")] = False,
 ) -> None:
-    """Sample answers to held-out problems; report pass@1 and style purity (and judge agreement)."""
+    """Sample answers to held-out problems; report pass@1, style purity, whether answers carry out the
+    thinking's draft (their own, and a given one), and the teacher's judge agreement."""
     from tessy.microworld.evaluate import evaluate
 
     report = evaluate(
@@ -61,7 +62,13 @@ def eval_model(
     table = Table(title=f"{report.model} ({report.family})")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    rows = {"pass@1": report.pass_at_1, "style purity": report.style_purity, "answer closed": report.closed}
+    rows = {
+        "pass@1": report.pass_at_1,
+        "style purity": report.style_purity,
+        "answer closed": report.closed,
+        "answer follows draft": report.answer_follows_draft,
+        "follows a given draft": report.follows_given_draft,
+    }
     if report.judge_agreement is not None:
         rows["judge agreement"] = report.judge_agreement
     rows.update({f"  {family}": value for family, value in sorted(report.by_family.items())})

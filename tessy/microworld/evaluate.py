@@ -1,4 +1,5 @@
-"""Evaluate a microworld model on held-out problems: pass@1, style purity and (teacher) judge agreement.
+"""Evaluate a microworld model on held-out problems: pass@1, style purity, whether its answers carry
+out the thinking's draft, and (teacher) judge agreement.
 
 Answers are sampled in-process with transformers `generate` (batched, left padding); the answer's
 last code block runs against the problem's hidden tests in a sandboxed subprocess.
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from random import Random
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -22,7 +24,8 @@ from tessy.microworld.formats import FORMATS, TEACHER_FORMAT, ChatFormat
 from tessy.microworld.judge import parse_verdict
 from tessy.microworld.problems import generate_others, generate_problems
 from tessy.microworld.records import Problem
-from tessy.microworld.styles import is_pure
+from tessy.microworld.styles import STEPS, is_pure, other_style
+from tessy.microworld.traces import make_trace
 from tessy.quality.code_exec import ExecResult, extract_code, run_tests
 
 
@@ -34,12 +37,22 @@ class EvalReport:
     pass_at_1: float
     style_purity: float
     closed: float  # share of samples whose thinking ended and whose answer finished
+    # Answers whose code is the thinking's last draft: in its own samples, and after a given thinking
+    # (both voices) whose draft is buggy half the time, whatever the family: copying, not recall.
+    answer_follows_draft: float = float("nan")
+    follows_given_draft: float = float("nan")
     judge_agreement: float | None = None  # teacher only: verdicts matching the ground truth
     by_family: dict[str, float] = field(default_factory=dict)  # pass@1 per problem family
     seconds: float = 0.0
 
     def summary(self) -> dict:
-        out = {"pass_at_1": self.pass_at_1, "style_purity": self.style_purity, "n": self.n}
+        out = {
+            "pass_at_1": self.pass_at_1,
+            "style_purity": self.style_purity,
+            "answer_follows_draft": self.answer_follows_draft,
+            "follows_given_draft": self.follows_given_draft,
+            "n": self.n,
+        }
         if self.judge_agreement is not None:
             out["judge_agreement"] = self.judge_agreement
         return out
@@ -130,6 +143,8 @@ def evaluate(
         pass_at_1=_share(r.passed for r in results),
         style_purity=_share(is_pure(thinking, fmt.style) for thinking, _ in parts),
         closed=_share(answer is not None for _, answer in parts),
+        answer_follows_draft=_share(follows_draft(thinking, answer) for thinking, answer in parts),
+        follows_given_draft=_follows_given_draft(model, tok, fmt, problems, seed, gen),
         by_family={name: _share(passed) for name, passed in by_family.items()},
     )
     if fmt is TEACHER_FORMAT:
@@ -137,6 +152,35 @@ def evaluate(
         report.judge_agreement = _judge_agreement(model, tok, n_judge, seed, gen)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def follows_draft(thinking: str, answer: str | None) -> bool:
+    """Whether the answer's code is the thinking's last code block (trailing whitespace aside)."""
+    draft, code = extract_code(thinking), extract_code(answer) if answer is not None else None
+    return draft is not None and code is not None and draft.rstrip() == code.rstrip()
+
+
+def _follows_given_draft(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    fmt: ChatFormat,
+    problems: list[Problem],
+    seed: int,
+    gen: dict,
+) -> float:
+    """The model answers after a given thinking in both voices whose draft is buggy half the time (on
+    the families that have a bug), whatever the family's difficulty."""
+    rng = Random(f"given-draft/{seed}")
+    voices = [[rng.choice((fmt.style, other_style(fmt.style))) for _ in STEPS] for _ in problems]
+    thinkings = [
+        make_trace(p, fmt.style, rng, bug_rate=0.5, voices=v).thinking
+        for p, v in zip(problems, voices, strict=True)
+    ]
+    prompts = [
+        fmt.prompt(p.statement) + t + fmt.thinking_end for p, t in zip(problems, thinkings, strict=True)
+    ]
+    answers = [c.split(fmt.answer_end)[0] for c in sample(model, tok, prompts, seed=seed, **gen)]
+    return _share(follows_draft(t, a) for t, a in zip(thinkings, answers, strict=True))
 
 
 def _score(problem: Problem, answer: str | None) -> ExecResult:
