@@ -34,6 +34,7 @@ def release_flow(
                 "release": outcome.name,
                 "rows": outcome.n_rows,
                 "content_hash": outcome.content_hash,
+                "checks": {o.name: o.detail for o in outcome.gate.outcomes if o.detail},
             }
         if repo := cfg.release.hub_repo:
             run.stats["published"] = {

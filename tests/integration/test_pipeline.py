@@ -66,7 +66,9 @@ def test_nightly_flow_on_the_microworld(served, tmp_path, prefect_harness):
             "limit": 8,
             "concurrency": 16,
         },
-        "release": {"methods": ["tessy"], "name_prefix": "it"},
+        # The microworld student does not yet carry out its thinking's draft, so TESSY solves well
+        # under teacher-only here; the ratio is only recorded (the gate's blocking is in test_stages).
+        "release": {"methods": ["tessy"], "name_prefix": "it", "min_solved_ratio": 0},
     }
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -96,3 +98,4 @@ def test_nightly_flow_on_the_microworld(served, tmp_path, prefect_harness):
     assert summary["tessy"]["similarity_to_student"] > summary["teacher-only"]["similarity_to_student"]
     assert len(release) == 1 and release[0]["n_rows"] == result["release"]["rows"] >= 6
     assert Path(result["release"]["folder"], "README.md").exists()
+    assert "teacher-only" in result["release"]["checks"]["solved_vs_teacher_only"]
