@@ -26,7 +26,7 @@ from tessy.engines import Sampling
 from tessy.engines.openai import OpenAIEngine
 from tessy.engines.servers import ServerGroup, ServerSpec, cpu_workarounds, is_cpu_build, vllm_python
 from tessy.microworld.build import build, model_dirs, read_stamp
-from tessy.templates import GPT_OSS
+from tessy.templates import get_family
 
 MAX_NUM_SEQS = 256  # both sides (vLLM's CPU defaults differ: 128 for the server, 256 offline)
 
@@ -65,9 +65,13 @@ def pick_model(explicit: Path | None) -> tuple[Path, str]:
     return build(preset="tiny")["teacher"], "microworld tiny teacher (default preset not built yet)"
 
 
-def prompts(n: int) -> list[str]:
+def prompts(n: int, model: Path) -> list[str]:
+    """Teacher prompts rendered by the model's own chat template (the microworld's system message)."""
+    from transformers import AutoTokenizer
+
+    family = get_family("gpt-oss", AutoTokenizer.from_pretrained(model))
     return [
-        GPT_OSS.thinking_prompt(f"Problem {i}: read {i + 2} integers and print their sum modulo 1000.")
+        family.thinking_prompt(f"Problem {i}: read {i + 2} integers and print their sum modulo 1000.")
         for i in range(n)
     ]
 
@@ -163,7 +167,7 @@ def main() -> None:
     args = parser.parse_args()
 
     model, which = pick_model(args.model)
-    texts = prompts(args.n)
+    texts = prompts(args.n, model)
     sampling = Sampling(ignore_eos=True)
     print(f"model: {which} ({model}); {args.n} concurrent x {args.m} tokens, best of {args.rounds}")
     http = bench_http(model, texts, args, sampling)

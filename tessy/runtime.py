@@ -82,9 +82,7 @@ class Model:
 
     @cached_property
     def family(self) -> Family:
-        return get_family(
-            self.config.family, self.tokenizer if self.config.family in ("auto", "generic") else None
-        )
+        return get_family(self.config.family, self.tokenizer)
 
     @cached_property
     def engine(self) -> Engine:

@@ -1,12 +1,17 @@
 """Prompt formats per model family: the thinking prompt, where generated thinking ends, and how to
 close the thinking so the model writes its answer next.
 
+A family whose model's tokenizer ships a chat template renders its prompts with that template, so a
+prompt is exactly what the model was trained on; the family's constant prompt is the fallback without
+one (tests/test_chat_templates.py checks that it equals the real templates' rendering).
 Prompts are raw text for /v1/completions; the server adds the BOS token when the tokenizer wants one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 _HARMONY_FINAL = "<|start|>assistant<|channel|>final<|message|>"
@@ -15,8 +20,11 @@ _HARMONY_FINAL = "<|start|>assistant<|channel|>final<|message|>"
 @dataclass(frozen=True)
 class Family:
     name: str
-    # Rendered with str.replace, so braces in a question are safe.
+    # The fallback prompt: "{question}" and "{date}" (today) are filled with str.replace, so braces in a
+    # question are safe.
     prompt: str
+    # Opens the thinking after the chat template's generation prompt, when the template does not.
+    opener: str
     # Any of these in generated text ends the thinking; the earliest wins.
     end_markers: tuple[str, ...]
     # Appended to the thinking so the next tokens are the answer.
@@ -24,9 +32,28 @@ class Family:
     # Whether a reply that stops (end of sequence) inside the thinking, with no marker, ends the
     # thinking; each family says why below.
     eos_ends_thinking: bool
+    # Extra variables for the chat template.
+    template_kwargs: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # The model's tokenizer, when it ships a chat template (see with_tokenizer).
+    tokenizer: Any = field(default=None, repr=False, compare=False)
+
+    def with_tokenizer(self, tokenizer: Any) -> Family:
+        """This family rendering its prompts with the tokenizer's chat template, if it ships one."""
+        return replace(self, tokenizer=tokenizer) if getattr(tokenizer, "chat_template", None) else self
 
     def thinking_prompt(self, question: str) -> str:
-        return self.prompt.replace("{question}", question)
+        if self.tokenizer is None:
+            # The date first, so a question's own "{date}" stays as written.
+            return self.prompt.replace("{date}", _today()).replace("{question}", question)
+        rendered = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}],
+            tokenize=False,
+            add_generation_prompt=True,
+            enable_thinking=True,
+            **self.template_kwargs,
+        )
+        rendered = _without_added_bos(self.tokenizer, rendered)
+        return rendered if rendered.rstrip().endswith(self.opener.strip()) else rendered + self.opener
 
     def find_end(self, text: str) -> tuple[int, int] | None:
         """(start, end) char offsets of the earliest end-of-thinking marker in generated text."""
@@ -54,9 +81,24 @@ class Family:
         return self.thinking_prompt(question) + self.close_thinking(thinking)
 
 
+def _today() -> str:
+    """Today's date as the GPT-OSS template writes it (`strftime_now("%Y-%m-%d")`, local time)."""
+    return datetime.now().strftime("%Y-%m-%d")
+
+
+def _without_added_bos(tokenizer: Any, rendered: str) -> str:
+    """The rendering without the template's BOS when the tokenizer adds one itself (DeepSeek-R1): the
+    server encodes the raw prompt with special tokens, so keeping it would make two."""
+    bos = tokenizer.bos_token
+    if bos and rendered.startswith(bos) and tokenizer("")["input_ids"][:1] == [tokenizer.bos_token_id]:
+        return rendered[len(bos) :]
+    return rendered
+
+
 QWEN3 = Family(
     name="qwen3",
     prompt="<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n<think>\n",
+    opener="<think>\n",
     end_markers=("</think>",),
     closer="\n</think>\n\n",
     # The end of sequence is <|im_end|>, the end of the assistant's turn: it has nothing more to think.
@@ -65,11 +107,16 @@ QWEN3 = Family(
 
 GPT_OSS = Family(
     name="gpt-oss",
+    # Its template's system message, with the reasoning effort the paper's teacher uses.
     prompt=(
-        "<|start|>system<|message|>Reasoning: high<|end|>"
+        "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
+        "Knowledge cutoff: 2024-06\nCurrent date: {date}\n\nReasoning: high\n\n"
+        "# Valid channels: analysis, commentary, final. Channel must be included for every message.<|end|>"
         "<|start|>user<|message|>{question}<|end|>"
         "<|start|>assistant<|channel|>analysis<|message|>"
     ),
+    # The template's generation prompt stops at "<|start|>assistant"; the thinking is the analysis channel.
+    opener="<|channel|>analysis<|message|>",
     # The final-channel header as decoded with special tokens kept, and with them skipped
     # (only the plain words "assistant" and "final" are left).
     end_markers=("<|end|>" + _HARMONY_FINAL, _HARMONY_FINAL, "<|channel|>final<|message|>", "assistantfinal"),
@@ -77,11 +124,14 @@ GPT_OSS = Family(
     # Its stop tokens (<|return|>, <|call|>) end the message being written, here the analysis
     # message (as <|end|> does), so the analysis channel is over.
     eos_ends_thinking=True,
+    # The template's default is medium.
+    template_kwargs={"reasoning_effort": "high"},
 )
 
 DEEPSEEK_R1 = Family(
     name="deepseek-r1",
     prompt="<｜User｜>{question}<｜Assistant｜><think>\n",
+    opener="<think>\n",
     end_markers=("</think>",),
     closer="\n</think>\n\n",
     # The end of sequence ends the assistant's turn, as for Qwen3.
@@ -91,32 +141,15 @@ DEEPSEEK_R1 = Family(
 FAMILIES: dict[str, Family] = {f.name: f for f in (QWEN3, GPT_OSS, DEEPSEEK_R1)}
 
 
-@dataclass(frozen=True, eq=False)
-class ChatTemplateFamily(Family):
-    """Any model whose tokenizer ships a chat template. The generation prompt is rendered by the
-    template; if the tokenizer knows `<think>` and the template does not open it, we do, so the
-    thinking/answer split works as for Qwen3."""
-
-    tokenizer: Any = field(default=None, repr=False)
-
-    def thinking_prompt(self, question: str) -> str:
-        rendered = self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": question}],
-            tokenize=False,
-            add_generation_prompt=True,
-            enable_thinking=True,
-        )
-        if "<think>" in self.tokenizer.get_vocab() and not rendered.rstrip().endswith("<think>"):
-            rendered += "<think>\n"
-        return rendered
-
-
-def generic_family(tokenizer: Any) -> ChatTemplateFamily:
+def generic_family(tokenizer: Any) -> Family:
+    """Any model whose tokenizer ships a chat template. If the tokenizer knows `<think>` and the
+    template does not open it, we do, so the thinking/answer split works as for Qwen3."""
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"{type(tokenizer).__name__} has no chat template; name a family explicitly")
-    return ChatTemplateFamily(
+    return Family(
         name="generic",
-        prompt="",
+        prompt="",  # never used: the template renders every prompt
+        opener="<think>\n" if "<think>" in tokenizer.get_vocab() else "",
         end_markers=("</think>",),
         closer="\n</think>\n\n",
         # The end of sequence ends the turn; for a model without <think> it is the only way to end.
@@ -129,18 +162,19 @@ def detect_family(tokenizer: Any) -> Family:
     """The family whose special tokens the tokenizer has; its chat template otherwise."""
     vocab = tokenizer.get_vocab()
     if "<|channel|>" in vocab and "<|start|>" in vocab:
-        return GPT_OSS
+        return GPT_OSS.with_tokenizer(tokenizer)
     if "<｜Assistant｜>" in vocab:
-        return DEEPSEEK_R1
+        return DEEPSEEK_R1.with_tokenizer(tokenizer)
     if "<|im_start|>" in vocab and "<think>" in vocab:
-        return QWEN3
+        return QWEN3.with_tokenizer(tokenizer)
     return generic_family(tokenizer)
 
 
 def get_family(name: str, tokenizer: Any = None) -> Family:
-    """Look a family up by name: one of FAMILIES, "generic" or "auto" (both need the tokenizer)."""
+    """Look a family up by name: one of FAMILIES, "generic" or "auto" (both need the tokenizer). Given
+    the model's tokenizer, a named family renders with its chat template when it ships one."""
     if name in FAMILIES:
-        return FAMILIES[name]
+        return FAMILIES[name] if tokenizer is None else FAMILIES[name].with_tokenizer(tokenizer)
     if name in ("generic", "auto"):
         if tokenizer is None:
             raise ValueError(f"family {name!r} needs the model's tokenizer")

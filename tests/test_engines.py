@@ -23,7 +23,8 @@ from tessy.engines.hf import HFEngine
 from tessy.engines.openai import OpenAIEngine
 from tessy.engines.servers import ServerError, ServerGroup, ServerSpec, serve_forever, start_failure_hint
 from tessy.microworld.build import build
-from tessy.templates import GPT_OSS, QWEN3, detect_family
+from tessy.microworld.formats import FORMATS
+from tessy.templates import detect_family
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +109,14 @@ def test_hf_serializes_concurrent_requests(hf: HFEngine) -> None:
 
 def test_families_match_the_models_chat_templates(microworld: dict[str, Path]) -> None:
     question = "Print the sum of {a, b}."
-    for role, family in (("student", QWEN3), ("teacher", GPT_OSS)):
+    for role, fmt in FORMATS.items():
         tokenizer = AutoTokenizer.from_pretrained(microworld[role])
-        assert detect_family(tokenizer) is family
+        family = detect_family(tokenizer)
+        assert family.name == fmt.family and family.tokenizer is tokenizer
         rendered = tokenizer.apply_chat_template(
             [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
         )
-        assert rendered == family.thinking_prompt(question)
+        assert rendered == family.thinking_prompt(question) == fmt.prompt(question)
         # The end of thinking is found in decoded text with special tokens skipped and kept.
         ids = tokenizer(family.close_thinking("Sum them.") + "yes")["input_ids"]
         for skip in (True, False):

@@ -6,6 +6,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from tessy import templates
 from tessy.templates import DEEPSEEK_R1, GPT_OSS, QWEN3, detect_family, get_family
 
 Q = "Sum {a, b}?"  # braces must survive rendering
@@ -44,13 +45,17 @@ def test_gpt_oss_final_channel_in_both_decodings(generated: str) -> None:
     assert GPT_OSS.split_thinking(generated) == ("We need a+b. Simple.", "The answer is a+b.")
 
 
-def test_gpt_oss_prompt_and_close() -> None:
+def test_gpt_oss_prompt_and_close(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(templates, "_today", lambda: "2025-08-05")
     prompt = GPT_OSS.thinking_prompt(Q)
     assert prompt == (
-        "<|start|>system<|message|>Reasoning: high<|end|>"
+        "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
+        "Knowledge cutoff: 2024-06\nCurrent date: 2025-08-05\n\nReasoning: high\n\n"
+        "# Valid channels: analysis, commentary, final. Channel must be included for every message.<|end|>"
         f"<|start|>user<|message|>{Q}<|end|>"
         "<|start|>assistant<|channel|>analysis<|message|>"
     )
+    assert "<|message|>When is {date}?<|end|>" in GPT_OSS.thinking_prompt("When is {date}?")
     assert GPT_OSS.answer_prompt(Q, "Think.") == (
         prompt + "Think.<|end|><|start|>assistant<|channel|>final<|message|>"
     )
