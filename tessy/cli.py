@@ -165,7 +165,8 @@ def predictors_eval(
 
     report = stage.evaluate(_config(config, db), problems)
     if not as_json:
-        _print_rows([{"role": r, **m} for r, m in report.items()], False, title="predictors vs ground truth")
+        rows = [{"role": r, "windows": w, **m} for r, by in report.items() for w, m in by.items()]
+        _print_rows(rows, False, title="predictors vs ground truth")
     print(json.dumps(report))
 
 

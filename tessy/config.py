@@ -101,6 +101,11 @@ class PredictorsConfig(_Strict):
     max_response_tokens: int = Field(default=1024, ge=1)
     window_words: int = Field(default=60, ge=5)
     windows_per_response: int = Field(default=4, ge=1)
+    mixed_share: float = Field(
+        default=0.5,
+        ge=0,
+        description="mixed windows (its text spliced with the other role's at a span boundary) per own one",
+    )
     ground_truth: Literal["microworld", "none"] = Field(
         default="microworld", description="score against the microworld's known spans, not the annotator"
     )

@@ -24,6 +24,7 @@ from tessy.boundary.annotate import AnnotationError, locate, parse_phrases
 from tessy.boundary.base import train_tokenizer
 from tessy.boundary.dataset import encode
 from tessy.boundary.labels import IGNORE, shift, token_labels
+from tessy.boundary.windows import mixed_windows, splice
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +91,46 @@ def test_cut_windows_carries_clipped_gold_spans():
 def test_dedup_by_content_ignoring_whitespace():
     a, b, c = Window("so  we add"), Window("so we add\n"), Window("so we subtract")
     assert dedup([a, b, c, a]) == [a, c]
+
+
+def _styled(text: str, *style: str) -> Window:
+    return Window(text, spans=tuple((text.index(s), text.index(s) + len(s)) for s in style))
+
+
+class _Pick(random.Random):
+    """Picks from a list by a fixed script of indexes, to choose the splice's kind and offsets."""
+
+    def __init__(self, *picks: int) -> None:
+        super().__init__(0)
+        self.picks = list(picks)
+
+    def choice(self, seq):
+        return seq[self.picks.pop(0)]
+
+
+def test_splice_hands_over_at_span_boundaries_with_both_parts_labels():
+    teacher = _styled("We sort the list. Then the answer is the first item.", " Then")
+    student = _styled("Okay so we count them. Hmm, wait we need the max.", "Okay so", " Hmm, wait")
+    # At a span's start: the teacher's capability text, then the student's style span and on.
+    at_start = splice(teacher, student, _Pick(0, 0, 0))
+    assert at_start.text == "We sort the list. Hmm, wait we need the max."
+    assert [at_start.text[a:b] for a, b in at_start.spans] == [" Hmm, wait"]
+    # At a span's end: the student's style, then the teacher's capability text after its own style.
+    at_end = splice(student, teacher, _Pick(1, 0, 0))
+    assert at_end.text == "Okay so the answer is the first item."
+    assert [at_end.text[a:b] for a, b in at_end.spans] == ["Okay so"]
+    assert splice(Window("no style here", spans=()), student, random.Random(0)) is None
+    with pytest.raises(ValueError, match="annotated"):
+        splice(Window("plain"), student, random.Random(0))
+
+
+def test_mixed_windows_are_distinct_and_labelled():
+    own = [_styled(f"We add {i} numbers. So the sum is {i}.", " So") for i in range(5)]
+    other = [_styled(f"Hmm okay, {i} plus one. Right so done.", "Hmm okay,", " Right so") for i in range(5)]
+    mixed = mixed_windows(own, other, 20, seed=1)
+    assert 1 < len(mixed) <= 20 and len(dedup(mixed)) == len(mixed)
+    assert all(w.spans and w.source for w in mixed)
+    assert mixed == mixed_windows(own, other, 20, seed=1) and mixed_windows(own, [], 20, seed=1) == []
 
 
 def test_window_rejects_bad_spans():

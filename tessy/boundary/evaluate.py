@@ -12,6 +12,7 @@ from tessy.boundary.labels import IGNORE, STYLE
 from tessy.boundary.model import load_classifier, resolve_device
 from tessy.boundary.windows import Window, cut_windows
 from tessy.microworld.problems import generate_problems
+from tessy.microworld.styles import STEPS, other_style
 from tessy.microworld.traces import make_trace
 
 
@@ -109,13 +110,22 @@ def evaluate(
 
 
 def gold_windows(
-    role: str, n_problems: int, words: int, per_response: int, seed: int, split: str = "eval"
+    role: str,
+    n_problems: int,
+    words: int,
+    per_response: int,
+    seed: int,
+    split: str = "eval",
+    mixed: bool = False,
 ) -> list[Window]:
-    """Microworld traces in the role's style, windows labelled with the generator's style spans."""
-    rng = Random(seed)
+    """Microworld traces in the role's style, windows labelled with the generator's style spans.
+    `mixed`: each step of a trace is in either voice, as TESSY writes it, so most windows hold text of
+    both models (the predictor reads such text in synthesis)."""
+    rng = Random(f"{seed}/mixed") if mixed else Random(seed)
     windows = []
     for problem in generate_problems(n_problems, seed=seed, split=split):
-        trace = make_trace(problem, role, rng)
+        voices = [rng.choice((role, other_style(role))) for _ in STEPS] if mixed else None
+        trace = make_trace(problem, role, rng, voices=voices)
         windows += cut_windows(
             trace.thinking, words=words, per_response=per_response, seed=seed, spans=trace.style_spans
         )

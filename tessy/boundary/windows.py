@@ -84,6 +84,42 @@ def _clip(spans: Sequence[Span], a: int, b: int) -> list[Span]:
     return [(max(s, a) - a, min(e, b) - a) for s, e in spans if s < b and e > a]
 
 
+def _boundaries(window: Window) -> dict[str, list[int]]:
+    """Char offsets inside `window` where a style span starts or ends (not at the window's edges)."""
+    spans = window.spans or ()
+    return {
+        "start": [a for a, _ in spans if 0 < a],
+        "end": [b for _, b in spans if b < len(window.text)],
+    }
+
+
+def splice(own: Window, other: Window, rng: random.Random) -> Window | None:
+    """`own` up to a style span's start (or end), then `other` from a span's start (or end) on, with
+    both parts' labels: text one model began and the other went on with, handed over where TESSY
+    hands over, at a span boundary. None when the two share no kind of boundary."""
+    if own.spans is None or other.spans is None:
+        raise ValueError("splice needs annotated windows")
+    mine, theirs = _boundaries(own), _boundaries(other)
+    kinds = [k for k in ("start", "end") if mine[k] and theirs[k]]
+    if not kinds:
+        return None
+    kind = rng.choice(kinds)
+    x, y = rng.choice(mine[kind]), rng.choice(theirs[kind])
+    text = own.text[:x] + other.text[y:]
+    spans = [(a, min(b, x)) for a, b in own.spans if a < x]
+    spans += [(a - y + x, b - y + x) for a, b in other.spans if a >= y]
+    return Window(text, sha256_text(text), 0, tuple(spans))
+
+
+def mixed_windows(own: Sequence[Window], other: Sequence[Window], n: int, seed: int) -> list[Window]:
+    """Up to `n` distinct spliced windows, each of a random `own` window and a random `other` one."""
+    if not own or not other:
+        return []
+    rng = random.Random(f"mixed/{seed}")
+    out = [splice(rng.choice(own), rng.choice(other), rng) for _ in range(n)]
+    return dedup(w for w in out if w is not None)
+
+
 def dedup(windows: Iterable[Window]) -> list[Window]:
     """First occurrence of each window content, in order."""
     seen: set[str] = set()

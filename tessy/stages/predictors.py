@@ -24,7 +24,7 @@ from tessy.boundary.evaluate import gold_windows
 from tessy.boundary.lexicon import GENERAL, MICROWORLD
 from tessy.boundary.segments import sample_segments
 from tessy.boundary.train import TrainConfig, data_hash, train
-from tessy.boundary.windows import Window
+from tessy.boundary.windows import Window, mixed_windows
 from tessy.config import PipelineConfig
 from tessy.engines.base import Sampling
 from tessy.errors import StageNotReady
@@ -95,10 +95,14 @@ def run(
     }
     if not stale:
         return out
+    # Mixed windows splice each role's text with the other's, so both roles answer when one is stale.
+    sampled = [*ROLES] if cfg.predictors.mixed_share > 0 else stale
     annotator = [cfg.predictors.annotator_model] if cfg.predictors.annotator == "llm" else []
-    with model_endpoints(cfg, tuple(dict.fromkeys([*stale, *annotator])), endpoints) as running:
+    with model_endpoints(cfg, tuple(dict.fromkeys([*sampled, *annotator])), endpoints) as running:
+        texts = {role: asyncio.run(collect(cfg, role, questions, running)) for role in sampled}
         for role in stale:
-            trained = train_role(cfg, role, questions, running, progress=progress)
+            other = [w for r, t in texts.items() if r != role for w in t.annotated]
+            trained = train_role(cfg, role, texts[role], other, progress=progress)
             with open_warehouse(cfg.warehouse) as wh:
                 register_predictor(
                     wh,
@@ -120,58 +124,73 @@ def run(
     return out
 
 
+@dataclass
+class Texts:
+    """One role's thinking, cut into windows, and the windows its annotator labelled."""
+
+    sampled: list[Window]
+    annotated: list[Window]
+    dropped: dict[str, int]  # windows the annotator gave no labels for, per reason
+
+
+async def collect(cfg: PipelineConfig, role: str, questions: list[str], endpoints: Endpoints) -> Texts:
+    """The role's model answers `questions`; windows of its thinking are annotated with style spans."""
+    sampled = await _segments(cfg, load_model(cfg, role, endpoints), questions)
+    annotated, dropped = await _annotate(cfg, role, sampled, endpoints)
+    return Texts(sampled, annotated, dropped)
+
+
 def train_role(
-    cfg: PipelineConfig, role: str, questions: list[str], endpoints: Endpoints, *, progress: bool = True
+    cfg: PipelineConfig, role: str, own: Texts, other: list[Window], *, progress: bool = True
 ) -> TrainedPredictor:
-    """Segments -> annotation -> training -> evaluation for one role's predictor: the role's model
-    answers `questions`, windows of its thinking are annotated with style spans, a token classifier
-    is trained from the base, and (on the microworld) scored against the generator's known spans."""
+    """Training and evaluation of one role's predictor: a token classifier is trained from the base on
+    the role's annotated windows plus `predictors.mixed_share` as many spliced with the other role's
+    (`other`), and (on the microworld) scored against the generator's known spans, on pure and on
+    mixed-voice windows."""
     p = cfg.predictors
     pid = predictor_id(cfg, role)
     out = cfg.workdir / "predictors" / pid
-    model = load_model(cfg, role, endpoints)
-
-    async def collect():
-        windows = await _segments(cfg, model, questions)
-        return windows, *(await _annotate(cfg, role, windows, endpoints))
-
-    sampled, annotated, dropped = asyncio.run(collect())
+    mixed = mixed_windows(own.annotated, other, round(p.mixed_share * len(own.annotated)), p.seed)
+    windows = own.annotated + mixed
     base = make_base(base_model(cfg), cfg.workdir / "predictors" / f"base-{pid}", num_layers=p.base_layers)
-    result = train(base, annotated, out, TrainConfig(**p.train.model_dump(), seed=p.seed), progress=progress)
+    result = train(base, windows, out, TrainConfig(**p.train.model_dump(), seed=p.seed), progress=progress)
     metrics: dict[str, Any] = {
         "validation": result.metrics["best"],
-        "segments": len(sampled),
-        "annotated": len(annotated),
-        "dropped": dropped,
+        "segments": len(own.sampled),
+        "annotated": len(own.annotated),
+        "mixed": len(mixed),
+        "dropped": own.dropped,
     }
     if p.ground_truth == "microworld":
-        metrics["ground_truth"] = score_predictor(
-            out, _gold(cfg, role, GOLD_PROBLEMS), max_tokens=p.train.max_tokens, device=p.train.device
-        )
-    return TrainedPredictor(role, pid, out, base_model(cfg), len(annotated), data_hash(annotated), metrics)
+        metrics["ground_truth"] = _score(cfg, out, role, GOLD_PROBLEMS, mixed=False)
+        metrics["ground_truth_mixed"] = _score(cfg, out, role, GOLD_PROBLEMS, mixed=True)
+    return TrainedPredictor(role, pid, out, base_model(cfg), len(windows), data_hash(windows), metrics)
 
 
-def evaluate(cfg: PipelineConfig, problems: int = GOLD_PROBLEMS) -> dict[str, dict[str, float]]:
+def evaluate(cfg: PipelineConfig, problems: int = GOLD_PROBLEMS) -> dict[str, dict[str, dict[str, float]]]:
     """Score the latest registered predictors against the microworld's ground-truth style spans, on
-    `problems` held-out problems per role."""
+    `problems` held-out problems per role: role -> "pure" (the role's own voice) or "mixed" (each
+    step in either voice) -> scores."""
     with open_warehouse(cfg.warehouse, read_only=True) as wh:
         refs = latest_predictors(wh)
     if not refs:
         raise StageNotReady("no predictors registered: run `tessy predictors train` first")
     keys = ("style_f1", "boundary_f1", "accuracy", "precision", "recall")
-    p = cfg.predictors
     report = {}
     for role, ref in sorted(refs.items(), reverse=True):
-        scores = score_predictor(
-            ref.path, _gold(cfg, role, problems), max_tokens=p.train.max_tokens, device=p.train.device
-        )
-        report[role] = {k: round(scores[k], 4) for k in keys}
+        report[role] = {}
+        for windows, mixed in (("pure", False), ("mixed", True)):
+            scores = _score(cfg, ref.path, role, problems, mixed=mixed)
+            report[role][windows] = {k: round(scores[k], 4) for k in keys}
     return report
 
 
-def _gold(cfg: PipelineConfig, role: str, problems: int) -> list[Window]:
+def _score(cfg: PipelineConfig, path: str | Path, role: str, problems: int, *, mixed: bool) -> dict:
+    """The predictor at `path` scored against the known style spans of held-out microworld traces in the
+    role's voice (`mixed`: each step in either voice, as TESSY writes)."""
     p = cfg.predictors
-    return gold_windows(role, problems, p.window_words, p.windows_per_response, seed=p.seed + 1)
+    gold = gold_windows(role, problems, p.window_words, p.windows_per_response, seed=p.seed + 1, mixed=mixed)
+    return score_predictor(path, gold, max_tokens=p.train.max_tokens, device=p.train.device)
 
 
 async def _segments(cfg: PipelineConfig, model: Model, questions: list[str]) -> list[Window]:
