@@ -54,6 +54,7 @@ bench: venv vllm-venv
 	$(VENV)/bin/python bench/engine.py --json
 	$(VENV)/bin/python bench/predictor.py --json
 	$(VENV)/bin/python bench/synthesis.py --json
+	$(VENV)/bin/python bench/fidelity.py --json
 
 lint: venv
 	$(VENV)/bin/ruff check tessy warehouse tasks flows tests bench
