@@ -8,6 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tessy.config import IngestConfig, SourceConfig
+from tessy.stages.ingest import ingest_source
 from tests.conftest import REPO
 from warehouse.db import WarehouseBusy, migrate, migrations, open_warehouse, read_query
 
@@ -132,6 +134,26 @@ def test_two_ingests_at_once_both_complete(tmp_path):
     with open_warehouse(db, read_only=True) as wh:
         assert wh.scalar("SELECT count(*) FROM questions") == sum(o["ingested"] for o in outputs) == 12
         assert wh.scalar("SELECT count(*) FROM runs WHERE status = 'completed'") == 2
+
+
+def test_a_reader_gets_in_between_the_batches_of_an_ingest(tmp_path):
+    db = tmp_path / "wh.duckdb"
+    query = (
+        "from warehouse.db import open_warehouse\n"
+        f"with open_warehouse({str(db)!r}, read_only=True, wait_s=1) as wh:\n"
+        "    print(wh.scalar('SELECT count(*) FROM questions'))"
+    )
+    seen = []
+
+    def read_now(_stats) -> None:  # another process queries while the ingest is still going on
+        done = subprocess.run(
+            [sys.executable, "-c", query], capture_output=True, text=True, timeout=60, cwd=REPO
+        )
+        seen.append(done.stdout.strip() or done.stderr.strip().splitlines()[-1])
+
+    source = SourceConfig(path=str(REPO / "tessy/data/sample_openthoughts_metadata.jsonl"))
+    stats = ingest_source(db, source, IngestConfig(batch_rows=2), "run-1", on_batch=read_now)
+    assert len(seen) >= 3 and seen == sorted(seen, key=int) and int(seen[-1]) == stats.ingested, seen
 
 
 def test_runs_of_a_dead_process_are_marked_failed_at_the_next_start(db_path):

@@ -28,8 +28,8 @@ def ingest_source(
     run_id: str,
     on_batch: Callable[[IngestStats], None] | None = None,
 ) -> IngestStats:
-    """Stream `source` into the warehouse at `db`, batch by batch (each batch one transaction);
-    `on_batch` sees each batch's counts."""
+    """Stream `source` into the warehouse at `db`, batch by batch (each batch one transaction, the
+    warehouse opened for it alone); `on_batch` sees each batch's counts."""
     total = IngestStats()
     batches = read_source(
         source.path,
@@ -38,10 +38,12 @@ def ingest_source(
         max_chars=options.max_chars,
         batch_rows=options.batch_rows,
     )
-    with open_warehouse(db) as wh:
-        for batch in batches:
+    for batch in batches:
+        # Held for one batch's transaction, not the whole source: a reader (tessy sql, another stage)
+        # waits for one batch's write at most, and reading the next batch holds nothing.
+        with open_warehouse(db) as wh:
             stats = load_batch(wh, batch, run_id)
-            total.add(stats)
-            if on_batch:
-                on_batch(stats)
+        total.add(stats)
+        if on_batch:
+            on_batch(stats)
     return total
