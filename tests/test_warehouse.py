@@ -2,6 +2,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -114,6 +115,21 @@ def test_a_holder_that_stays_is_named_after_the_wait(db_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_file_another_process_is_creating_is_waited_for_and_a_corrupt_one_refused(tmp_path):
+    creating = tmp_path / "new.duckdb"
+    creating.write_bytes(b"\0" * 100)  # created, headers not written yet
+    threading.Timer(0.5, creating.unlink).start()  # here: that process gave up; we create it ourselves
+    with open_warehouse(creating, wait_s=10) as wh:
+        assert wh.scalar("SELECT count(*) FROM questions") == 0
+    corrupt = tmp_path / "corrupt.duckdb"
+    corrupt.write_bytes(b"x" * 20_000)
+    start = time.monotonic()
+    with pytest.raises(duckdb.IOException, match="not a valid DuckDB database file"):
+        with open_warehouse(corrupt, wait_s=10):
+            pass
+    assert time.monotonic() - start < 5
 
 
 def test_two_ingests_at_once_both_complete(tmp_path):

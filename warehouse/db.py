@@ -224,13 +224,23 @@ def _connect(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConne
                 return duckdb.connect(str(path), read_only=True, config=LOCKED_DOWN)
             return duckdb.connect(str(path))
         except duckdb.IOException as e:
-            if "Could not set lock" not in str(e):
+            creating = "not a valid DuckDB database file" in str(e) and _being_created(path)
+            if "Could not set lock" not in str(e) and not creating:
                 raise
             if time.monotonic() + delay > deadline:
                 holder = m.group(1) if (m := re.search(r"held in (.*?)\. See", str(e))) else "another process"
                 raise WarehouseBusy(f"warehouse {path} still held by {holder} after {wait_s:.0f} s") from None
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _being_created(path: Path) -> bool:
+    """Whether another process has created the file but not yet written its headers (DuckDB writes
+    three 4 KiB blocks first): opening it then fails as "not a valid DuckDB database file"."""
+    try:
+        return path.stat().st_size < 3 * 4096
+    except FileNotFoundError:
+        return True
 
 
 @contextmanager
