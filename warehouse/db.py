@@ -231,7 +231,9 @@ def _connect(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConne
                 holder = m.group(1) if (m := re.search(r"held in (.*?)\. See", str(e))) else "another process"
                 raise WarehouseBusy(f"warehouse {path} still held by {holder} after {wait_s:.0f} s") from None
             time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            # Polled often, so a waiting reader gets in at the writer's next gap between transactions
+            # (an ingest leaves about half a second between batches); the file lock is not a queue.
+            delay = min(delay * 2, 0.2)
 
 
 def _being_created(path: Path) -> bool:
