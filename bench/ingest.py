@@ -1,7 +1,9 @@
 """Ingest throughput: 1,000,000 OpenThoughts3-layout rows as Parquet through `tessy ingest`.
 
 Prints rows/s and the CLI's peak RSS (`--json`: one JSON object). Targets: >= 50,000 rows/s and
-peak RSS < 2 GiB on a 2-core machine.
+peak RSS < 2 GiB on a 2-core machine. `--reader`: meanwhile an analyst's query (`read_query`, as
+`tessy sql` runs it) every 0.2 s; adds its longest and median time, i.e. how long a reader waits for
+the ingest's hold on the warehouse (the reader's work slows the ingest a little).
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import typer
+
+from warehouse.db import open_warehouse, read_query
 
 CHUNK = 50_000
 GPT_TURN = ("Okay, let's see. We read the input, keep a running total and print it at the end. " * 25)[:2000]
@@ -59,20 +64,43 @@ def write_rows(path: Path, n: int) -> None:
             writer.write_table(table)
 
 
-def main(rows: int = 1_000_000, as_json: bool = typer.Option(False, "--json")) -> None:
+def query_while(proc: subprocess.Popen, db: Path) -> list[float]:
+    """Seconds each read-only query took, one every 0.2 s until `proc` exits."""
+    waits = []
+    while proc.poll() is None:
+        start = time.perf_counter()
+        read_query(db, "SELECT count(*) FROM questions")
+        waits.append(time.perf_counter() - start)
+        time.sleep(0.2)
+    return waits
+
+
+def main(
+    rows: int = 1_000_000,
+    reader: bool = typer.Option(False, help="query the warehouse meanwhile"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    waits: list[float] = []
     with tempfile.TemporaryDirectory(prefix="tessy-bench-") as tmp:
         data = Path(tmp) / "ot3.parquet"
         write_rows(data, rows)
         db = Path(tmp) / "wh.duckdb"
+        with open_warehouse(db):  # created first, so the reader has a file to wait for
+            pass
         start = time.perf_counter()
-        out = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "tessy.cli", "ingest", str(data), "--db", str(db), "--json"],
-            check=True,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
+        if reader:
+            waits = query_while(proc, db)
+        stdout, stderr = proc.communicate()
         seconds = time.perf_counter() - start
-    stats = json.loads(out.stdout.strip().splitlines()[-1])[0]
+    if proc.returncode:
+        raise SystemExit(f"tessy ingest failed ({proc.returncode}): {stderr[-2000:]}")
+    stats = json.loads(stdout.strip().splitlines()[-1])[0]
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     result = {
         "rows": rows,
@@ -83,6 +111,12 @@ def main(rows: int = 1_000_000, as_json: bool = typer.Option(False, "--json")) -
         "duplicates": stats["duplicates"],
         "quarantined": stats["quarantined"],
     }
+    if waits:
+        result |= {
+            "reader_queries": len(waits),
+            "reader_max_wait_s": round(max(waits), 2),
+            "reader_median_wait_s": round(median(waits), 3),
+        }
     if as_json:
         print(json.dumps(result))
     else:
