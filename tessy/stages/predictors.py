@@ -99,7 +99,7 @@ def run(
     sampled = [*ROLES] if cfg.predictors.mixed_share > 0 else stale
     annotator = [cfg.predictors.annotator_model] if cfg.predictors.annotator == "llm" else []
     with model_endpoints(cfg, tuple(dict.fromkeys([*sampled, *annotator])), endpoints) as running:
-        texts = {role: asyncio.run(collect(cfg, role, questions, running)) for role in sampled}
+        texts = asyncio.run(collect_roles(cfg, sampled, questions, running))
         for role in stale:
             other = [w for r, t in texts.items() if r != role for w in t.annotated]
             trained = train_role(cfg, role, texts[role], other, progress=progress)
@@ -138,6 +138,14 @@ async def collect(cfg: PipelineConfig, role: str, questions: list[str], endpoint
     sampled = await _segments(cfg, load_model(cfg, role, endpoints), questions)
     annotated, dropped = await _annotate(cfg, role, sampled, endpoints)
     return Texts(sampled, annotated, dropped)
+
+
+async def collect_roles(
+    cfg: PipelineConfig, roles: list[str], questions: list[str], endpoints: Endpoints
+) -> dict[str, Texts]:
+    """`collect` for each role at once: each role's model is its own server."""
+    texts = await asyncio.gather(*(collect(cfg, role, questions, endpoints) for role in roles))
+    return dict(zip(roles, texts, strict=True))
 
 
 def train_role(
