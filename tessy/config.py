@@ -131,6 +131,11 @@ class SynthesisConfig(_Strict):
         ge=1,
         description="TESSY: a span keeps at least this many of its author's words before a cut",
     )
+    # A code block drafted in the thinking is capability through and through; a cut inside it hands
+    # the other model half a program (the reference code may cut anywhere).
+    cut_in_code: bool = Field(
+        default=False, description="TESSY: a span may end inside a fenced code block of the thinking"
+    )
     max_attempts: int = Field(default=5, ge=1)
     retry_failed: int = Field(
         default=2, ge=0, description="a failed trace is synthesized again on up to this many later nights"

@@ -129,6 +129,18 @@ def test_release_and_bad_calls(base):
     predictor.release("never-seen")
 
 
+def test_no_cut_ranges_reach_the_cut(base):
+    """The same scores; only where the cut may fall differs (synthesis passes code blocks)."""
+    predictor = BoundaryPredictor(base, device="cpu")
+    new = " the values so on and so forth"
+    free, fenced = (
+        predictor.predict([Request(key, "we add", new, "student", no_cut)])[0]
+        for key, no_cut in (("a", ()), ("b", ((0, len(new) + 1),)))
+    )
+    assert free.next_classes == fenced.next_classes
+    assert (fenced.keep, fenced.switch) == (len(new), False)
+
+
 def test_refuses_a_base_without_a_trained_head(tmp_path):
     rng = random.Random(0)
     tokenizer = train_tokenizer([_words(rng, 40) for _ in range(20)], vocab_size=300)

@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from tessy.boundary.cut import Cut
+from tessy.boundary.cut import Cut, code_blocks, find_cut
+from tessy.boundary.labels import CAPABILITY, STYLE
 from tessy.config import SynthesisConfig
 from tessy.engines.base import Completion, Sampling, ask_until
 from tessy.synthesis.machine import Settings, Synthesizer, Writer, find_loop, word_cut
@@ -54,17 +55,14 @@ class LexiconBoundary:
     def __init__(self, lag: int = 0):
         self.calls, self.released, self.lag = [], [], lag
 
-    async def cut(self, key, context, new_text, role):
+    async def cut(self, key, context, new_text, role, no_cut=()):
         self.calls.append((role, new_text))
         for _ in range(self.lag):  # a busy predictor answers some streamed words later
             await asyncio.sleep(0)
         words = list(re.finditer(r"\S+", new_text))
-        other = "capability" if role == "student" else "style"
-        for word, nxt in zip(words, words[1:], strict=False):
-            kind = "style" if nxt.group() in STYLE_WORDS else "capability"
-            if kind == other:
-                return Cut(word.end(), True)
-        return Cut(len(new_text), False)
+        # The class of the word after each word; the last word's successor is unknown.
+        classes = [STYLE if nxt.group() in STYLE_WORDS else CAPABILITY for nxt in words[1:]] + [-1]
+        return find_cut(role, classes, [w.end() for w in words], len(new_text), no_cut)
 
     def release(self, key):
         self.released.append(key)
@@ -153,7 +151,7 @@ def test_word_cut_never_splits_a_word():
 
 def test_predictor_cut_inside_a_word_is_extended():
     class MidWord(LexiconBoundary):
-        async def cut(self, key, context, new_text, role):
+        async def cut(self, key, context, new_text, role, no_cut=()):
             return Cut(3, True) if role == "student" else Cut(len(new_text), False)
 
     synth, student, teacher, _ = make(["Okaaay then", "ans<eos>"], [" We go.assistantfinal"], mode="fixed-k")
@@ -214,12 +212,12 @@ def test_a_cut_before_the_end_of_thinking_wins(mode, ending, lag):
 @pytest.mark.parametrize("mode", MODES)
 def test_a_cut_with_only_whitespace_before_the_marker_ends_the_thinking(mode):
     class AfterDone(LexiconBoundary):
-        async def cut(self, key, context, new_text, role):
+        async def cut(self, key, context, new_text, role, no_cut=()):
             at = new_text.find("Done.")
             return (
                 Cut(at + 5, True)
                 if role == "teacher" and at >= 0
-                else await super().cut(key, context, new_text, role)
+                else await super().cut(key, context, new_text, role, no_cut)
             )
 
     synth, student, teacher, _ = make(
@@ -284,6 +282,30 @@ def test_min_span_tokens_keeps_a_spans_first_words_uncut(mode):
         ("student", "So let's see."),
         ("student", "ans"),
     ]
+
+
+@pytest.mark.parametrize("lag", [0, 5])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_code_block_in_the_thinking_is_never_cut(mode, lag):
+    """The teacher's predictor sees style ("So") inside its code draft: by default that is no cut
+    point, so the span ends after the closing fence, at the next style word. With `cut_in_code` the
+    student would be handed half a program."""
+    teacher_reply = "We add:\n```python\nSo = 1\nprint(So)\n```\nSo done."
+    student_script = ["Okay, let's see. We", "So let's see.</think>", "ans<eos>"]
+    synth, _, _, boundary = make(student_script, [teacher_reply], **MODES[mode])
+    boundary.lag = lag
+    assert spans_of(run(synth))[1] == ("teacher", "We add:\n```python\nSo = 1\nprint(So)\n```")
+    synth, *_ = make(student_script, [teacher_reply], cut_in_code=True, **MODES[mode])
+    assert spans_of(run(synth))[1] == ("teacher", "We add:\n```python")
+
+
+def test_code_blocks_are_found_from_a_fence_before_the_new_text():
+    text = "Plan.\n```python\nx = 1\n```\nThen\n```\ny"
+    assert code_blocks(text) == ((6, 25), (31, 36))
+    assert code_blocks(text, 10) == ((0, 15), (21, 26))  # the first block opened before offset 10
+    assert code_blocks("a ``` inline b") == ()  # a fence opens only at a line's start
+    assert find_cut("teacher", [STYLE, STYLE], [8, 25], 30, no_cut=((6, 25),)) == Cut(25, True)
+    assert find_cut("teacher", [STYLE], [6], 30, no_cut=((6, 25),)) == Cut(6, True)  # before the fence
 
 
 def test_min_span_tokens_counts_the_whole_span_not_one_request():

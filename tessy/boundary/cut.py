@@ -1,12 +1,17 @@
 """Where a span ends, given the predicted class of the token after each new token (docs/architecture.md,
 "the synthesis state machine")."""
 
+import bisect
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tessy.boundary.labels import CAPABILITY, STYLE
 
 ROLES = ("teacher", "student")
+
+Range = tuple[int, int]
+_FENCE = re.compile(r"^[ \t]*```", re.M)  # a code fence opens or closes at a line's start
 
 
 @dataclass(frozen=True)
@@ -15,14 +20,37 @@ class Cut:
     switch: bool  # whether the other role writes next
 
 
-def find_cut(role: str, next_classes: Sequence[int], token_ends: Sequence[int], n_chars: int) -> Cut:
+def find_cut(
+    role: str,
+    next_classes: Sequence[int],
+    token_ends: Sequence[int],
+    n_chars: int,
+    no_cut: Sequence[Range] = (),
+) -> Cut:
     """The teacher keeps through its first new token predicted to be followed by style, the student
     through its first new token predicted to be followed by capability; that token is always kept, so
-    a cut keeps at least one token. With no such token everything is kept and the role stays."""
+    a cut keeps at least one token. With no such token everything is kept and the role stays. No cut
+    falls strictly inside a range of `no_cut` (sorted [start, end) char ranges of the new text)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     other = STYLE if role == "teacher" else CAPABILITY
+    starts = [a for a, _ in no_cut]
     for cls, end in zip(next_classes, token_ends, strict=True):
         if cls == other:
-            return Cut(end, True)
+            i = bisect.bisect_left(starts, end) - 1
+            if i < 0 or end >= no_cut[i][1]:
+                return Cut(end, True)
     return Cut(n_chars, False)
+
+
+def code_blocks(text: str, start: int = 0) -> tuple[Range, ...]:
+    """The fenced code blocks of `text[start:]`, as [start, end) ranges relative to `start`, from
+    each opening fence to the end of its closing fence (or of the text, while a block is open).
+    Fences before `start` count, so a block opened earlier is seen."""
+    fences = [m.start() for m in _FENCE.finditer(text)]
+    blocks = []
+    for i in range(0, len(fences), 2):
+        end = text.find("```", fences[i + 1]) + 3 if i + 1 < len(fences) else len(text)
+        if end > start:
+            blocks.append((max(fences[i], start) - start, end - start))
+    return tuple(blocks)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tessy.boundary.cut import Cut
+from tessy.boundary.cut import Cut, Range
 from tessy.boundary.predictor import BoundaryPredictor, Request
 from tessy.synthesis.records import Author
 
@@ -23,9 +23,11 @@ class BatchedBoundary:
         self.batches = 0
         self.requests = 0
 
-    async def cut(self, key: str, context: str, new_text: str, role: Author) -> Cut:
+    async def cut(
+        self, key: str, context: str, new_text: str, role: Author, no_cut: tuple[Range, ...] = ()
+    ) -> Cut:
         future: asyncio.Future[Cut] = asyncio.get_running_loop().create_future()
-        self._pending.append((Request(key, context, new_text, role), future))
+        self._pending.append((Request(key, context, new_text, role, no_cut), future))
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run())
         return await future

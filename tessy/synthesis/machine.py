@@ -3,9 +3,9 @@ paper's baselines through the same code.
 
 A shared `thinking` text grows; each model continues it from its own prompt. Under TESSY the student
 opens, each span ends where the author's boundary predictor first sees the other kind of text (never
-within the span's first `min_span_tokens` words), and the roles swap. After the thinking the answer
-writer (the student, for TESSY) writes the whole answer in one call. Every output is rendered in the
-student's format.
+within the span's first `min_span_tokens` words, nor inside a code block), and the roles swap. After
+the thinking the answer writer (the student, for TESSY) writes the whole answer in one call. Every
+output is rendered in the student's format.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from functools import partial
 from itertools import islice
 from typing import Any, Literal, Protocol
 
-from tessy.boundary.cut import Cut
+from tessy.boundary.cut import Cut, Range, code_blocks
 from tessy.config import SynthesisConfig, declared_default
 from tessy.engines.base import Completion, Engine, RequestRejected, Sampling
 from tessy.hashing import sha256_text
@@ -29,7 +29,9 @@ from tessy.templates import Family
 class Boundary(Protocol):
     """A role's boundary predictor, as synthesis sees it (batched across samples behind the call)."""
 
-    async def cut(self, key: str, context: str, new_text: str, role: Author) -> Cut: ...
+    async def cut(
+        self, key: str, context: str, new_text: str, role: Author, no_cut: tuple[Range, ...] = ()
+    ) -> Cut: ...
 
     def release(self, key: str) -> None: ...
 
@@ -79,6 +81,7 @@ class Settings:
     max_answer_tokens: int = declared_default(SynthesisConfig, "max_answer_tokens")
     word_boundary: Literal["extend", "drop"] = declared_default(SynthesisConfig, "word_boundary")
     min_span_tokens: int = declared_default(SynthesisConfig, "min_span_tokens")
+    cut_in_code: bool = declared_default(SynthesisConfig, "cut_in_code")
     loop_ngram: tuple[int, int] = (3, 50)  # words
     loop_repeats: int = 8
     max_attempts: int = declared_default(SynthesisConfig, "max_attempts")
@@ -94,6 +97,7 @@ class Settings:
             max_answer_tokens=s.max_answer_tokens,
             word_boundary=s.word_boundary,
             min_span_tokens=s.min_span_tokens,
+            cut_in_code=s.cut_in_code,
             max_attempts=s.max_attempts,
             sampling=Sampling(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p),
         )
@@ -285,11 +289,13 @@ class Synthesizer:
 
     async def _predict(self, writer: Writer, key: str, thinking: str, skip: int, new: str) -> Cut:
         """The writer's predictor on `new`, its first `skip` words read as context; no cut while
-        `new` has no more words than that."""
+        `new` has no more words than that, nor inside a code block (unless `cut_in_code`)."""
         head = _word_end(new, skip)
         if head is None or not new[head:].strip():
             return Cut(len(new), False)
-        cut = await writer.boundary.cut(key, thinking + new[:head], new[head:], writer.name)
+        context = thinking + new[:head]
+        no_cut = () if self.settings.cut_in_code else code_blocks(context + new[head:], len(context))
+        cut = await writer.boundary.cut(key, context, new[head:], writer.name, no_cut)
         return Cut(head + cut.keep, cut.switch)
 
     async def _final_cut(
