@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from tessy.filtering.prompt import judge_prompt
 from tessy.microworld.build import STAMP, _semantics, build, read_stamp
 from tessy.microworld.cli import app
-from tessy.microworld.corpus import conversations
+from tessy.microworld.corpus import conversations, mixed_conversation
 from tessy.microworld.evaluate import detect_format, evaluate, follows_draft
 from tessy.microworld.families import FAMILIES
 from tessy.microworld.formats import STUDENT_FORMAT, TEACHER_FORMAT
@@ -127,15 +127,34 @@ def test_mixed_conversations_hand_over_like_tessy():
         fmt = STUDENT_FORMAT if style == "student" else TEACHER_FORMAT
         head = fmt.prompt_tail
         mixed = [c for c in convs if not c.prompt.endswith(head)]
-        assert 8 <= len(mixed) <= 30
+        assert 18 <= len(mixed) <= 42
         for conv in mixed:
             prefix = conv.prompt.split(head, 1)[1]
             thinking, answer = fmt.split(conv.completion)
             assert answer is not None and extract_code(answer)
+            assert follows_draft(prefix + thinking, answer)  # whoever wrote the draft
             assert markers_in(thinking, style) and not markers_in(thinking, other)
             if style == "teacher":
                 assert markers_in(prefix, "student")[-1] in prefix[-40:]
         assert any(markers_in(c.prompt.split(head, 1)[1], other) for c in mixed)
+
+
+def test_a_given_key_step_is_buggy_half_the_time_whatever_the_family():
+    """A model must carry out the key step and draft it reads: when the prompt holds them, their
+    correctness is drawn apart from the family's difficulty, so recalling the family's usual answer
+    does not fit the data."""
+    hard = [p for p in generate_problems(200, 5, "train") if p.difficulty == 3 and p.buggy_solution]
+    rng = Random(0)
+    for style in ("student", "teacher"):
+        given = []
+        for problem in hard:
+            conv = mixed_conversation(problem, style, rng)
+            buggy = problem.plan.buggy_key in conv.text
+            if problem.plan.key in conv.prompt or problem.plan.buggy_key in conv.prompt:
+                given.append(buggy)
+            if "```python" in conv.prompt:  # the draft itself was given: the answer carries it out
+                assert (problem.buggy_solution in conv.completion) == buggy
+        assert len(given) > 20 and 0.3 < sum(given) / len(given) < 0.7, (style, given)
 
 
 def test_follows_draft():

@@ -15,7 +15,13 @@ from tessy.microworld.traces import make_trace
 # Share of training problems whose prompt already holds part of a thinking mixed from both styles,
 # as TESSY hands it over: each model learns to continue the other's text in its own style instead
 # of treating it as foreign (ending its thinking, or jumping to the answer).
-MIXED_RATE = 0.3
+MIXED_RATE = 0.5
+# Share of those handed over at the end, as TESSY's last hand-overs are: the teacher writes the draft
+# after the student's opener, the student gets the whole thinking and writes the closer and answer.
+LATE_RATE = 0.5
+# Chance that a key step already in the prompt is the buggy one, whatever the family: the model must
+# carry out the key and draft it reads, not recall the family's usual answer.
+GIVEN_BUG_RATE = 0.5
 
 
 @dataclass(frozen=True)
@@ -35,20 +41,22 @@ def _conversation(style: Style, question: str, thinking: str, answer: str, given
     return Conversation(prompt, fmt.render(question, thinking, answer)[len(prompt) :])
 
 
-def _mixed(problem: Problem, style: Style, rng: Random) -> Conversation:
+def mixed_conversation(problem: Problem, style: Style, rng: Random) -> Conversation:
     """A conversation whose prompt ends inside a mixed-style thinking; the target is `style`'s rest.
 
     The teacher's prefix ends on an opener of the student (TESSY cuts the student after a style
     span), the student's right after a capability span, sometimes with the teacher's newline.
     """
     other = other_style(style)
-    handover = rng.randrange(len(STEPS)) if style == "teacher" else rng.randrange(1, len(STEPS) + 1)
+    last = len(STEPS) - 1 if style == "teacher" else len(STEPS)  # the draft's opener; the closer
+    first = 0 if style == "teacher" else 1
+    handover = last if rng.random() < LATE_RATE else rng.randrange(first, last + 1)
     voices = [rng.choice((style, other)) for _ in range(handover)]
     if style == "teacher":
         voices.append(other)
     voices += [style] * (len(STEPS) - len(voices))
-    key_given = style == "student" and handover > STEPS.index("key")  # the teacher wrote the key step
-    trace = make_trace(problem, style, rng, bug_rate=0.0 if key_given else None, voices=voices)
+    key_given = handover > STEPS.index("key")
+    trace = make_trace(problem, style, rng, bug_rate=GIVEN_BUG_RATE if key_given else None, voices=voices)
     start, end = trace.style_spans[handover]
     cut = end if style == "teacher" else start
     prefix, rest = trace.thinking[:cut], trace.thinking[cut:]
@@ -64,7 +72,7 @@ def conversations(style: Style, n: int, seed: int, n_judge: int = 0) -> list[Con
     out = []
     for problem in problems:
         if rng.random() < MIXED_RATE:
-            out.append(_mixed(problem, style, rng))
+            out.append(mixed_conversation(problem, style, rng))
             continue
         trace = make_trace(problem, style, rng)
         out.append(_conversation(style, problem.statement, trace.thinking, trace.answer))

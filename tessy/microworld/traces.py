@@ -19,7 +19,7 @@ from tessy.microworld.records import Problem
 from tessy.microworld.styles import CLOSERS, FILLERS, OPENERS, STEPS, Style
 
 # Chance that the student writes the buggy solution, by family difficulty.
-STUDENT_BUG_RATE = {1: 0.0, 2: 0.8, 3: 1.0}
+STUDENT_BUG_RATE = {1: 0.0, 2: 1.0, 3: 1.0}
 FILLER_RATE = 0.25  # chance of a student hesitation before a step
 PARAGRAPH_RATE = 0.4  # chance that a student step starts a new paragraph
 
@@ -83,12 +83,13 @@ class _Builder:
             self.spans.append([start, len(self.text)])
 
 
-def _answer(problem: Problem, style: Style, code: str) -> str:
+def _answer(problem: Problem, style: Style, code: str, key: str) -> str:
+    """The final answer: it carries out the thinking's key step and draft, whichever they were."""
     plan = problem.plan
     if style == "student":
         return f"To solve this, we {plan.method}.\n\n```python\n{code}```"
     return (
-        f"**Solution**\n\n{plan.method[0].upper()}{plan.method[1:]}; {plan.key}.\n\n"
+        f"**Solution**\n\n{plan.method[0].upper()}{plan.method[1:]}; {key}.\n\n"
         f"```python\n{code}```\n\nComplexity: {plan.complexity}."
     )
 
@@ -113,10 +114,11 @@ def make_trace(
     buggy = problem.buggy_solution is not None and rng.random() < bug_rate
     code = problem.buggy_solution if buggy else problem.solution
     plan = problem.plan
+    key = plan.buggy_key if buggy else plan.key
     clauses = {
         "goal": plan.goal,
         "method": plan.method,
-        "key": plan.buggy_key if buggy else plan.key,
+        "key": key,
         "sample": sample_clause(problem),
         "edge": plan.edge,
         "complexity": plan.complexity,
@@ -137,7 +139,7 @@ def make_trace(
     return Trace(
         style=style,
         thinking=out.text,
-        answer=_answer(problem, style, code),
+        answer=_answer(problem, style, code, key),
         style_spans=tuple((s, e) for s, e in out.spans),
         buggy=buggy,
     )

@@ -1,4 +1,5 @@
-"""Supervised training of a microworld causal LM on the CPU: fixed data order, completion-only loss."""
+"""Supervised training of a microworld causal LM on the CPU: fixed data order, completion-only loss
+averaged per conversation."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from random import Random
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
@@ -84,6 +86,16 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.1 + 0.45 * (1 + math.cos(math.pi * progress))
 
 
+def completion_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token loss averaged over each conversation's completion, then over conversations: a
+    short completion (the answer after a given thinking, a judge's verdict) weighs as much as a whole
+    trace, instead of a few tokens among thousands."""
+    logits, labels = logits[:, :-1].float(), labels[:, 1:]
+    per_token = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE, reduction="none")
+    mask = labels != IGNORE
+    return ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+
+
 def train(model: PreTrainedModel, batches: list[Batch], lr: float, warmup: int, desc: str) -> TrainStats:
     """One pass over `batches` with AdamW; shows a progress bar with loss and tokens/s."""
     model.train()
@@ -92,7 +104,8 @@ def train(model: PreTrainedModel, batches: list[Batch], lr: float, warmup: int, 
     losses, tokens, start = [], 0, time.perf_counter()
     bar = tqdm(batches, desc=desc, unit="step", mininterval=1.0)
     for batch in bar:
-        loss = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels).loss
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        loss = completion_loss(logits, batch.labels)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
