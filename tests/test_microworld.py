@@ -16,7 +16,7 @@ from tessy.microworld.families import FAMILIES
 from tessy.microworld.formats import STUDENT_FORMAT, TEACHER_FORMAT
 from tessy.microworld.judge import judge_example, parse_verdict
 from tessy.microworld.problems import export_questions, generate_others, generate_problems, split_of
-from tessy.microworld.styles import MARKERS, is_pure, markers_in
+from tessy.microworld.styles import MARKERS, STEPS, is_pure, markers_in
 from tessy.microworld.traces import make_trace
 from tessy.quality.code_exec import extract_code, run_tests
 
@@ -155,6 +155,20 @@ def test_a_given_key_step_is_buggy_half_the_time_whatever_the_family():
             if "```python" in conv.prompt:  # the draft itself was given: the answer carries it out
                 assert (problem.buggy_solution in conv.completion) == buggy
         assert len(given) > 20 and 0.3 < sum(given) / len(given) < 0.7, (style, given)
+
+
+def test_a_student_step_after_a_teacher_step_may_start_on_its_line_break():
+    """TESSY hands the student the teacher's finished line, so in mixed traces the student's opener
+    sometimes follows a single newline; a model that never saw that ends its thinking there."""
+    problem = generate_problems(1, 0, "train")[0]
+    voices = ["teacher", "student"] * (len(STEPS) // 2)
+    seps = set()
+    for seed in range(40):
+        trace = make_trace(problem, "teacher", Random(seed), voices=voices)
+        for start, _ in trace.style_spans[1::2]:  # the student's openers
+            head = trace.thinking[start : start + 2]
+            seps.add("\n" if head[0] == "\n" and head[1] != "\n" else "other")
+    assert seps == {"\n", "other"}
 
 
 def test_follows_draft():

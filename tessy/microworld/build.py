@@ -10,9 +10,9 @@ the family (see `corpus.py`):
 - teacher: LlamaForCausalLM, 3.93M parameters (hidden 256, 4 layers, 4 heads x 64, 2 KV heads),
   GPT-OSS harmony format, byte-level BPE of 3,072 tokens (digits grouped by three); 2,000
   conversations plus 400 contest-judge turns, 600 steps, 1.03M tokens, final completion loss 0.07.
-Measured on the idle 2-core machine: student 271 s, teacher 292 s, 9.5 min wall in all.
-Held-out eval (`tessy microworld eval`, n=100, temperature 0.6): teacher pass@1 0.83, answer
-follows its own draft 0.89, a given draft 0.76; student 0.38, 0.89, 0.81; style purity 1.0 for both;
+Measured on the 2-core machine: student 271-318 s, teacher 292-331 s, 9.5-10.9 min wall in all.
+Held-out eval (`tessy microworld eval`, n=100, temperature 0.6): teacher pass@1 0.84, answer
+follows its own draft 0.89, a given draft 0.86; student 0.36, 0.91, 0.75; style purity 1.0 for both;
 teacher contest-judge agreement 1.0.
 Preset "tiny" builds a real, loadable, barely trained pair in seconds for unit tests.
 

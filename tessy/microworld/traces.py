@@ -22,6 +22,9 @@ from tessy.microworld.styles import CLOSERS, FILLERS, OPENERS, STEPS, Style
 STUDENT_BUG_RATE = {1: 0.0, 2: 1.0, 3: 1.0}
 FILLER_RATE = 0.25  # chance of a student hesitation before a step
 PARAGRAPH_RATE = 0.4  # chance that a student step starts a new paragraph
+# Chance that a student step right after a teacher step starts on the teacher's line break: TESSY
+# hands over after the teacher's finished line, so the student's opener follows a single newline.
+HANDOVER_NEWLINE_RATE = 0.5
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ def make_trace(
             sep = "\n" if i else ""
         else:
             sep = ("\n\n" if rng.random() < PARAGRAPH_RATE else " ") if i else ""
+            if i and voices[i - 1] == "teacher" and rng.random() < HANDOVER_NEWLINE_RATE:
+                sep = "\n"
             if i and rng.random() < FILLER_RATE:
                 opener = f"{rng.choice(FILLERS)} {opener}"
         out.add(sep + opener, True)
