@@ -82,7 +82,7 @@ def test_seeded_prompts_filling_several_prefill_batches(replicas: ServerGroup, m
     chunked prefill off there. These prompts overflow a 2048-token prefill batch several times over."""
     url = replicas.endpoints["tiny"][0]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    prompts = [f"{i} " + "Okay, let's see. " * 54 for i in range(16)]
+    prompts = [f"{i} " + "Okay, let's see. " * 72 for i in range(16)]
     assert sum(len(tokenizer(p).input_ids) for p in prompts) > 4 * 2048
 
     async def go():
