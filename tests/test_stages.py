@@ -100,12 +100,12 @@ def test_predictors_train_once_and_again_when_settings_change(tmp_path, tiny_mod
         assert wh.scalar("SELECT count(*) FROM predictors") == 4
 
 
-# Baselines on two questions a night; 48 thinking tokens are too few for the tiny models, so every
-# trace fails (over the length cap) after its one attempt.
+# Baselines on two questions a night; every trace fails after its one attempt: its thinking goes over
+# 48 tokens, or its answer is empty or longer than one token.
 TWO_QUESTIONS_A_NIGHT = {
     "methods": ["student-only", "teacher-only"],
     "max_thinking_tokens": 48,
-    "max_answer_tokens": 32,
+    "max_answer_tokens": 1,
     "max_attempts": 1,
     "limit": 2,
     "concurrency": 2,
