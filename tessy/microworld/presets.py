@@ -32,7 +32,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "default": Preset(
         name="default",
-        student=ModelSpec(2048, 128, 3, 4, 2, 512, examples=4000, lr=2e-3),
+        student=ModelSpec(2048, 128, 3, 4, 2, 512, examples=8000, lr=2e-3),
         teacher=ModelSpec(3072, 256, 4, 4, 2, 768, examples=2000, lr=2e-3),
         judge_examples=400,
         tokenizer_texts=1500,
