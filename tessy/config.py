@@ -136,6 +136,12 @@ class SynthesisConfig(_Strict):
     cut_in_code: bool = Field(
         default=False, description="TESSY: a span may end inside a fenced code block of the thinking"
     )
+    # The student writes style spans only; ending the reasoning is a capability decision. Let the student
+    # end it and a TESSY thinking often stops before the teacher has drafted anything.
+    student_ends_thinking: bool = Field(
+        default=False,
+        description="TESSY: the student's end-of-thinking marker ends the thinking; off, the teacher takes over",
+    )
     max_attempts: int = Field(default=5, ge=1)
     retry_failed: int = Field(
         default=2, ge=0, description="a failed trace is synthesized again on up to this many later nights"

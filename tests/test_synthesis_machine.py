@@ -71,6 +71,8 @@ class LexiconBoundary:
 def make(student_script, teacher_script, **settings):
     # The scripts test one rule at a time, cutting at any word; min_span_tokens has its own tests.
     settings.setdefault("min_span_tokens", 1)
+    # Most scripts end on the student's marker; handing that over to the teacher has its own tests.
+    settings.setdefault("student_ends_thinking", True)
     boundary = LexiconBoundary()
     student = Writer("student", ScriptedEngine("s", student_script), QWEN3, count_words, boundary, k=5)
     teacher = Writer("teacher", ScriptedEngine("t", teacher_script), GPT_OSS, count_words, boundary, k=10)
@@ -183,6 +185,53 @@ def test_teacher_end_of_thinking_hands_over_to_the_student(mode):
     ]
     assert trace.n_switches == 1 and trace.answer == "The answer follows."
     assert "assistantfinal" not in trace.text and "print(3)" not in trace.text
+
+
+@pytest.mark.parametrize("ending", ["</think>", "<eos>"])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_students_end_of_thinking_hands_over_to_the_teacher(mode, ending):
+    """By default the student does not end a TESSY thinking: its marker (or end of sequence) goes,
+    its text stays, and the teacher writes on until it ends the thinking itself."""
+    synth, student, teacher, _ = make(
+        ["Okay, let's see. We", f" So let's see.{ending}", "ans<eos>"],
+        ["We add them. So", " Then print.assistantfinal"],
+        student_ends_thinking=False,
+        **MODES[mode],
+    )
+    trace = run(synth)
+    assert spans_of(trace) == [
+        ("student", "Okay, let's see."),
+        ("teacher", "We add them."),
+        ("student", " So let's see."),
+        ("teacher", " Then print."),
+        ("student", "ans"),
+    ]
+    assert trace.n_switches == 3
+    assert teacher.prompts[1] == GPT_OSS.thinking_prompt("Sum two numbers.") + (
+        "Okay, let's see.We add them. So let's see."
+    )
+
+
+def test_a_student_that_only_ends_the_thinking_hands_over_without_a_span():
+    synth, student, teacher, _ = make(
+        ["Okay, let's see. We", "</think>", "ans<eos>"],
+        ["We add them. So", " Done.assistantfinal"],
+        student_ends_thinking=False,
+        mode="fixed-k",
+    )
+    trace = run(synth)
+    assert spans_of(trace) == [
+        ("student", "Okay, let's see."),
+        ("teacher", "We add them. Done."),
+        ("student", "ans"),
+    ]
+    assert trace.status == "ok" and trace.attempts == 1
+
+
+def test_baselines_end_where_their_one_author_ends_whatever_student_ends_thinking_says():
+    synth, *_ = make(["We add.</think>", "ans<eos>"], [], student_ends_thinking=False)
+    trace = run(synth, method="student-only")
+    assert spans_of(trace) == [("student", "We add."), ("student", "ans")]
 
 
 @pytest.mark.parametrize("lag", [0, 5])
@@ -301,11 +350,14 @@ def test_a_code_block_in_the_thinking_is_never_cut(mode, lag):
 
 def test_code_blocks_are_found_from_a_fence_before_the_new_text():
     text = "Plan.\n```python\nx = 1\n```\nThen\n```\ny"
-    assert code_blocks(text) == ((6, 25), (31, 36))
-    assert code_blocks(text, 10) == ((0, 15), (21, 26))  # the first block opened before offset 10
+    assert code_blocks(text) == ((6, 25), (31, 37))  # the open block runs past the text's end
+    assert code_blocks(text, 10) == ((0, 15), (21, 27))  # the first block opened before offset 10
     assert code_blocks("a ``` inline b") == ()  # a fence opens only at a line's start
     assert find_cut("teacher", [STYLE, STYLE], [8, 25], 30, no_cut=((6, 25),)) == Cut(25, True)
     assert find_cut("teacher", [STYLE], [6], 30, no_cut=((6, 25),)) == Cut(6, True)  # before the fence
+    # A stream checked mid-program: the predictor's switch at the text's end is no cut either.
+    for text in ("We add:\n```python", "We add:\n```python\nx = 1\nprint(x)"):
+        assert find_cut("teacher", [STYLE], [len(text)], len(text), code_blocks(text)) == Cut(len(text), False)
 
 
 def test_min_span_tokens_counts_the_whole_span_not_one_request():

@@ -45,12 +45,13 @@ def find_cut(
 
 def code_blocks(text: str, start: int = 0) -> tuple[Range, ...]:
     """The fenced code blocks of `text[start:]`, as [start, end) ranges relative to `start`, from
-    each opening fence to the end of its closing fence (or of the text, while a block is open).
-    Fences before `start` count, so a block opened earlier is seen."""
+    each opening fence to the end of its closing fence. A block still open runs one char past the end
+    of the text: the text's end is then no cut point either, or a stream checked mid-program would hand
+    the other model half of it. Fences before `start` count, so a block opened earlier is seen."""
     fences = [m.start() for m in _FENCE.finditer(text)]
     blocks = []
     for i in range(0, len(fences), 2):
-        end = text.find("```", fences[i + 1]) + 3 if i + 1 < len(fences) else len(text)
+        end = text.find("```", fences[i + 1]) + 3 if i + 1 < len(fences) else len(text) + 1
         if end > start:
             blocks.append((max(fences[i], start) - start, end - start))
     return tuple(blocks)

@@ -3,9 +3,10 @@ paper's baselines through the same code.
 
 A shared `thinking` text grows; each model continues it from its own prompt. Under TESSY the student
 opens, each span ends where the author's boundary predictor first sees the other kind of text (never
-within the span's first `min_span_tokens` words, nor inside a code block), and the roles swap. After
-the thinking the answer writer (the student, for TESSY) writes the whole answer in one call. Every
-output is rendered in the student's format.
+within the span's first `min_span_tokens` words, nor inside a code block), and the roles swap. The
+teacher ends the thinking: a student's end-of-thinking marker hands over to it instead (unless
+`student_ends_thinking`). After the thinking the answer writer (the student, for TESSY) writes the
+whole answer in one call. Every output is rendered in the student's format.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class Settings:
     word_boundary: Literal["extend", "drop"] = declared_default(SynthesisConfig, "word_boundary")
     min_span_tokens: int = declared_default(SynthesisConfig, "min_span_tokens")
     cut_in_code: bool = declared_default(SynthesisConfig, "cut_in_code")
+    student_ends_thinking: bool = declared_default(SynthesisConfig, "student_ends_thinking")
     loop_ngram: tuple[int, int] = (3, 50)  # words
     loop_repeats: int = 8
     max_attempts: int = declared_default(SynthesisConfig, "max_attempts")
@@ -98,6 +100,7 @@ class Settings:
             word_boundary=s.word_boundary,
             min_span_tokens=s.min_span_tokens,
             cut_in_code=s.cut_in_code,
+            student_ends_thinking=s.student_ends_thinking,
             max_attempts=s.max_attempts,
             sampling=Sampling(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p),
         )
@@ -216,12 +219,15 @@ class Synthesizer:
             )
             step += 1
             kept, ended = _kept(writer.family, completion, keep)
-            switch = switch and not ended
+            # Under TESSY (unless `student_ends_thinking`) a student's end of thinking hands over instead.
+            handed = ended and role == "student" and m.thinker == "tessy" and not s.student_ends_thinking
+            ended = ended and not handed
+            switch = (switch or handed) and not ended
             cost[role].generated += completion.n_tokens
             cost[role].requests += 1
             if len(kept) < len(completion.text) or completion.finish_reason == "cut":
                 cost[role].wasted += max(0, completion.n_tokens - writer.count_tokens(kept))
-            if not kept.strip() and not ended:
+            if not kept.strip() and not ended and not handed:
                 raise SampleError(f"{role} wrote nothing (finish {completion.finish_reason})")
             if kept:
                 if spans and spans[-1].author == role:
