@@ -121,22 +121,29 @@ def test_student_is_buggy_only_on_harder_families():
 
 def test_mixed_conversations_hand_over_like_tessy():
     """Some training prompts already hold a thinking mixed from both styles: the teacher's end on a
-    student opener, the student's after a capability span; the target is always pure own style."""
+    student opener, the student's after a capability span or after the teacher's closer (the teacher
+    ended the thinking; the student only answers); any thinking target is pure own style."""
     for style, other in (("teacher", "student"), ("student", "teacher")):
-        convs = conversations(style, 60, seed=3)
+        convs = conversations(style, 120, seed=3)
         fmt = STUDENT_FORMAT if style == "student" else TEACHER_FORMAT
         head = fmt.prompt_tail
         mixed = [c for c in convs if not c.prompt.endswith(head)]
-        assert 18 <= len(mixed) <= 42
+        assert 40 <= len(mixed) <= 80
+        closed = 0
         for conv in mixed:
             prefix = conv.prompt.split(head, 1)[1]
             thinking, answer = fmt.split(conv.completion)
             assert answer is not None and extract_code(answer)
             assert follows_draft(prefix + thinking, answer)  # whoever wrote the draft
+            if not thinking.strip():
+                closed += 1
+                assert style == "student" and markers_in(prefix, "teacher")[-1] in prefix[-30:]
+                continue
             assert markers_in(thinking, style) and not markers_in(thinking, other)
             if style == "teacher":
                 assert markers_in(prefix, "student")[-1] in prefix[-40:]
         assert any(markers_in(c.prompt.split(head, 1)[1], other) for c in mixed)
+        assert (closed > 3) == (style == "student"), (style, closed)
 
 
 def test_a_given_key_step_is_buggy_half_the_time_whatever_the_family():

@@ -19,6 +19,9 @@ MIXED_RATE = 0.5
 # Share of those handed over at the end, as TESSY's last hand-overs are: the teacher writes the draft
 # after the student's opener, the student gets the whole thinking and writes the closer and answer.
 LATE_RATE = 0.5
+# Share of the student's late hand-overs where the teacher has closed the thinking too, as it does under
+# TESSY (the teacher ends the thinking): the student writes only the answer, after the teacher's closer.
+TEACHER_CLOSER_RATE = 0.5
 # Chance that a key step already in the prompt is the buggy one, whatever the family: the model must
 # carry out the key and draft it reads, not recall the family's usual answer.
 GIVEN_BUG_RATE = 0.5
@@ -45,7 +48,8 @@ def mixed_conversation(problem: Problem, style: Style, rng: Random) -> Conversat
     """A conversation whose prompt ends inside a mixed-style thinking; the target is `style`'s rest.
 
     The teacher's prefix ends on an opener of the student (TESSY cuts the student after a style
-    span), the student's right after a capability span, sometimes with the teacher's newline.
+    span), the student's right after a capability span, sometimes with the teacher's newline, or after
+    the teacher's closer: the whole thinking is given and the student answers.
     """
     other = other_style(style)
     last = len(STEPS) - 1 if style == "teacher" else len(STEPS)  # the draft's opener; the closer
@@ -56,7 +60,19 @@ def mixed_conversation(problem: Problem, style: Style, rng: Random) -> Conversat
         voices.append(other)
     voices += [style] * (len(STEPS) - len(voices))
     key_given = handover > STEPS.index("key")
-    trace = make_trace(problem, style, rng, bug_rate=GIVEN_BUG_RATE if key_given else None, voices=voices)
+    closed = style == "student" and handover == last and rng.random() < TEACHER_CLOSER_RATE
+    trace = make_trace(
+        problem,
+        style,
+        rng,
+        bug_rate=GIVEN_BUG_RATE if key_given else None,
+        voices=voices,
+        closer=other if closed else None,
+    )
+    if closed:
+        return _conversation(
+            style, problem.statement, trace.thinking, trace.answer, given=len(trace.thinking)
+        )
     start, end = trace.style_spans[handover]
     cut = end if style == "teacher" else start
     prefix, rest = trace.thinking[:cut], trace.thinking[cut:]

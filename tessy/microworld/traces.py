@@ -103,13 +103,14 @@ def make_trace(
     rng: Random,
     bug_rate: float | None = None,
     voices: Sequence[Style] | None = None,
+    closer: Style | None = None,
 ) -> Trace:
     """A reasoning trace for `problem` in `style`.
 
     `bug_rate` is the chance of following the buggy solution (when the family has one); by default
     `STUDENT_BUG_RATE` for the student and 0 for the teacher. `voices` gives, per step of `STEPS`,
     whose opener (and separator) starts it, for traces that mix the two styles the way TESSY does;
-    by default every step is in `style`. The closing line is always `style`'s.
+    by default every step is in `style`. The closing line is `closer`'s, by default `style`'s.
     """
     if bug_rate is None:
         bug_rate = STUDENT_BUG_RATE[problem.difficulty] if style == "student" else 0.0
@@ -140,7 +141,8 @@ def make_trace(
                 opener = f"{rng.choice(FILLERS)} {opener}"
         out.add(sep + opener, True)
         out.add(f"\n```python\n{code}```" if step == "draft" else _sentence(opener, clauses[step]), False)
-    out.add(("\n" if style == "teacher" else "\n\n") + rng.choice(CLOSERS[style]), True)
+    closer = closer or style
+    out.add(("\n" if closer == "teacher" else "\n\n") + rng.choice(CLOSERS[closer]), True)
     return Trace(
         style=style,
         thinking=out.text,
