@@ -140,7 +140,7 @@ class SynthesisConfig(_Strict):
     # end it and a TESSY thinking often stops before the teacher has drafted anything.
     student_ends_thinking: bool = Field(
         default=False,
-        description="TESSY: the student's end-of-thinking marker ends the thinking; off, the teacher takes over",
+        description="TESSY: the student may end the thinking; off, its marker hands over to the teacher",
     )
     max_attempts: int = Field(default=5, ge=1)
     retry_failed: int = Field(

@@ -254,6 +254,42 @@ def test_method_metrics_without_similarity(frame):
     assert m.filter(pl.col("metric") == "pass_rate_mean").height == 0
 
 
+def test_generated_per_kept_counts_failed_attempts_and_traces(frame):
+    """Every generated token over the tokens kept in finished traces; traces counted before the
+    accounting existed (null) are left out of both."""
+    counted = frame.with_columns(
+        n_generated_tokens=pl.col("n_tokens") + pl.col("n_wasted_tokens"), n_failed_tokens=pl.lit(0)
+    ).with_columns(
+        # The failed trace generated 40 tokens; one finished trace also had a failed attempt of 20.
+        n_generated_tokens=pl.when(pl.col("status") == "failed")
+        .then(40)
+        .when(pl.col("trace_id") == "tessy:q-max")
+        .then(pl.col("n_generated_tokens") + 20)
+        .otherwise("n_generated_tokens"),
+        n_failed_tokens=pl.when(pl.col("status") == "failed")
+        .then(40)
+        .when(pl.col("trace_id") == "tessy:q-max")
+        .then(20)
+        .otherwise(0),
+    )
+    per_trace = trace_metrics(counted, run_code=False)
+    m = method_metrics(counted, per_trace, "r")
+    tessy = counted.filter(method="tessy")
+    kept = tessy.filter(status="ok")["n_tokens"].sum()
+    assert _value(m, "r/tessy", "generated_per_kept") == pytest.approx(
+        tessy["n_generated_tokens"].sum() / kept
+    )
+    assert _value(m, "r/student-only", "generated_per_kept") == 1.0
+    uncounted = counted.with_columns(
+        n_generated_tokens=pl.when(pl.col("method") == "teacher-only")
+        .then(None)
+        .otherwise("n_generated_tokens")
+    )
+    m = method_metrics(uncounted, trace_metrics(uncounted, run_code=False), "r")
+    assert m.filter(subject_id="r/teacher-only", metric="generated_per_kept").height == 0
+    assert m.filter(metric="generated_per_kept").height == 2
+
+
 def test_gate_passes_on_a_good_candidate(frame):
     good = frame.filter(pl.col("status") == "ok", pl.col("trace_id") != "teacher-only:q-max")
     result = validate_release(good)

@@ -197,6 +197,8 @@ def write_traces(cfg, methods=("tessy", "student-only"), n_questions=4):
                     n_tokens_student=spans[1].n_tokens + (0 if method == "tessy" else spans[0].n_tokens),
                     n_switches=1,
                     n_wasted_tokens=0,
+                    n_generated_tokens=count(full),
+                    n_failed_tokens=0,
                     status="ok",
                     error=None,
                     attempts=1,

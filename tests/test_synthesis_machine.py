@@ -13,6 +13,7 @@ from tessy.boundary.labels import CAPABILITY, STYLE
 from tessy.config import SynthesisConfig
 from tessy.engines.base import Completion, Sampling, ask_until
 from tessy.synthesis.machine import Settings, Synthesizer, Writer, find_loop, word_cut
+from tessy.synthesis.records import AuthorCost
 from tessy.templates import GPT_OSS, QWEN3
 
 STYLE_WORDS = {"Okay,", "let's", "see.", "Hmm,", "wait,", "So", "so", "Alright,"}
@@ -357,7 +358,9 @@ def test_code_blocks_are_found_from_a_fence_before_the_new_text():
     assert find_cut("teacher", [STYLE], [6], 30, no_cut=((6, 25),)) == Cut(6, True)  # before the fence
     # A stream checked mid-program: the predictor's switch at the text's end is no cut either.
     for text in ("We add:\n```python", "We add:\n```python\nx = 1\nprint(x)"):
-        assert find_cut("teacher", [STYLE], [len(text)], len(text), code_blocks(text)) == Cut(len(text), False)
+        assert find_cut("teacher", [STYLE], [len(text)], len(text), code_blocks(text)) == Cut(
+            len(text), False
+        )
 
 
 def test_min_span_tokens_counts_the_whole_span_not_one_request():
@@ -423,6 +426,17 @@ def test_failed_attempt_is_retried_with_a_new_seed():
     assert student.params[0].seed != student.params[1].seed
 
 
+def test_every_generated_token_is_counted_failed_attempts_included():
+    loop = "Okay, let's see again. " * 10  # 40 words
+    synth, *_ = make([loop, "We add.</think>", "ok<eos>"], [], mode="fixed-k", loop_ngram=(3, 10))
+    synth.writers["student"].boundary = None
+    trace = run(synth, method="student-only")
+    assert trace.status == "ok" and trace.attempts == 2
+    # The second attempt: 2 words of thinking and 1 of answer; the first, failed, 40.
+    assert trace.cost["student"] == AuthorCost(generated=3, wasted=0, requests=2, failed=40)
+    assert (trace.n_generated_tokens, trace.n_failed_tokens, trace.n_wasted_tokens) == (43, 40, 0)
+
+
 def test_sample_fails_after_the_last_attempt_with_its_reasons():
     loop = "Okay, let's see again. " * 10
     synth, *_ = make([loop, loop], [], mode="fixed-k", max_attempts=2, loop_ngram=(3, 10))
@@ -430,8 +444,11 @@ def test_sample_fails_after_the_last_attempt_with_its_reasons():
     trace = run(synth, method="student-only")
     assert trace.status == "failed" and trace.attempts == 2 and trace.text == ""
     assert trace.error.count("repetition loop") == 2
-    assert (trace.answer, trace.spans, trace.n_tokens, trace.n_switches, trace.cost) == ("", [], 0, 0, {})
+    assert (trace.answer, trace.spans, trace.n_tokens, trace.n_switches) == ("", [], 0, 0)
     assert trace.n_tokens_student == trace.n_tokens_teacher == trace.n_wasted_tokens == 0
+    # What the two attempts generated is still counted: 40 words each.
+    assert trace.cost == {"student": AuthorCost(failed=80), "teacher": AuthorCost()}
+    assert trace.n_generated_tokens == trace.n_failed_tokens == 80
     assert (trace.trace_id, trace.question_id, trace.method) == ("trace-1", "q-1", "student-only")
 
 

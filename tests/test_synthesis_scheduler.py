@@ -28,6 +28,8 @@ def make_trace(job: Job) -> Trace:
         n_tokens_student=3,
         n_switches=1,
         n_wasted_tokens=0,
+        n_generated_tokens=6,
+        n_failed_tokens=0,
         status="ok",
         error=None,
         attempts=1,

@@ -70,14 +70,15 @@ def _load(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
         INSERT INTO traces
         SELECT trace_id, question_id, ?, method, student_model, teacher_model, predictor_ids, text,
                answer, n_tokens, n_tokens_teacher, n_tokens_student, n_switches, n_wasted_tokens, status,
-               error, attempts, 1
+               error, attempts, 1, n_generated_tokens, n_failed_tokens
         FROM _shard
         ON CONFLICT (trace_id) DO UPDATE SET
             run_id = EXCLUDED.run_id, text = EXCLUDED.text, answer = EXCLUDED.answer,
             n_tokens = EXCLUDED.n_tokens, n_tokens_teacher = EXCLUDED.n_tokens_teacher,
             n_tokens_student = EXCLUDED.n_tokens_student, n_switches = EXCLUDED.n_switches,
             n_wasted_tokens = EXCLUDED.n_wasted_tokens, status = EXCLUDED.status, error = EXCLUDED.error,
-            attempts = EXCLUDED.attempts, nights = traces.nights + 1
+            attempts = EXCLUDED.attempts, nights = traces.nights + 1,
+            n_generated_tokens = EXCLUDED.n_generated_tokens, n_failed_tokens = EXCLUDED.n_failed_tokens
         WHERE traces.status <> 'ok'
         """,
         [run_id],

@@ -284,6 +284,14 @@ def wait_healthy(servers: Sequence[Server], timeout: float = 600.0) -> None:
                 time.sleep(0.5)
 
 
+def server_metric(url: str, name: str) -> float:
+    """A vLLM server's Prometheus metric `name` (e.g. `vllm:generation_tokens_total`), summed over its
+    label sets; 0 when the server does not report it."""
+    text = httpx.get(url + "/metrics", timeout=10).text
+    pattern = rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$"
+    return sum(float(v) for v in re.findall(pattern, text, re.M))
+
+
 class ServerGroup:
     """Context manager over the servers for several specs; `endpoints` maps served name -> URLs."""
 

@@ -155,7 +155,9 @@ def method_metrics(
 ) -> pl.DataFrame:
     """Per-method aggregates, subject "{run_id}/{method}": `{metric}_mean` of every per-trace metric,
     n_samples / n_ok / n_failed / failure_rate / attempts_mean over all traces, n_tokens quantiles of
-    the ok traces, and `similarity_to_student` where given."""
+    the ok traces, `similarity_to_student` where given, and, where the token accounting is known,
+    `generated_per_kept`: every token the models generated (failed attempts and traces included) per
+    token kept in a finished trace."""
     require_columns(frame, ["trace_id", "method", "status", "attempts", "n_tokens"], "method metrics")
     subject = (pl.lit(f"{run_id}/") + pl.col("method")).alias("subject_id")
     counts = frame.group_by("method").agg(
@@ -165,6 +167,8 @@ def method_metrics(
         failure_rate=(pl.col("status") != "ok").mean(),
         attempts_mean=pl.col("attempts").cast(pl.Float64).mean(),
     )
+    if "n_generated_tokens" in frame.columns:
+        counts = counts.join(_generated_per_kept(frame), on="method", how="left")
     quantiles = (
         ok_traces(frame)
         .group_by("method")
@@ -190,5 +194,27 @@ def method_metrics(
         schema={"method": pl.String, "value": pl.Float64},
     ).select(subject, metric=pl.lit("similarity_to_student"), value="value")
     return (
-        pl.concat([*wide, means, sim], how="vertical_relaxed").cast(LONG_SCHEMA).sort("subject_id", "metric")
+        pl.concat([*wide, means, sim], how="vertical_relaxed")
+        .drop_nulls("value")
+        .cast(LONG_SCHEMA)
+        .sort("subject_id", "metric")
+    )
+
+
+def _generated_per_kept(frame: pl.DataFrame) -> pl.DataFrame:
+    """(method, generated_per_kept) over the traces whose tokens were counted (each author's own
+    tokenizer); a method with nothing kept gets null."""
+    counted = frame.filter(pl.col("n_generated_tokens").is_not_null())
+    kept = pl.col("n_generated_tokens") - pl.col("n_failed_tokens") - pl.col("n_wasted_tokens")
+    return (
+        counted.group_by("method")
+        .agg(
+            generated_per_kept=pl.col("n_generated_tokens").sum().cast(pl.Float64)
+            / pl.when(pl.col("status") == "ok").then(kept).otherwise(0).sum().cast(pl.Float64)
+        )
+        .with_columns(
+            pl.when(pl.col("generated_per_kept").is_finite())
+            .then("generated_per_kept")
+            .alias("generated_per_kept")
+        )
     )

@@ -15,7 +15,13 @@ from tessy.synthesis.records import Trace
 
 _SPAN = pa.struct([("author", pa.string()), ("text", pa.string()), ("n_tokens", pa.int64())])
 _COST = pa.struct(
-    [("author", pa.string()), ("generated", pa.int64()), ("wasted", pa.int64()), ("requests", pa.int64())]
+    [
+        ("author", pa.string()),
+        ("generated", pa.int64()),
+        ("wasted", pa.int64()),
+        ("requests", pa.int64()),
+        ("failed", pa.int64()),
+    ]
 )
 SCHEMA = pa.schema(
     [
@@ -33,6 +39,8 @@ SCHEMA = pa.schema(
         ("n_tokens_student", pa.int64()),
         ("n_switches", pa.int64()),
         ("n_wasted_tokens", pa.int64()),
+        ("n_generated_tokens", pa.int64()),  # null in shards written before it was counted
+        ("n_failed_tokens", pa.int64()),
         ("status", pa.string()),
         ("error", pa.string()),
         ("attempts", pa.int64()),

@@ -18,14 +18,11 @@ from transformers import AutoTokenizer
 
 from tessy.engines import EndpointsDown, RequestRejected, Sampling
 from tessy.engines.openai import OpenAIEngine
-from tessy.engines.servers import ServerError, ServerGroup, ServerSpec
+from tessy.engines.servers import ServerError, ServerGroup, ServerSpec, server_metric
 
 pytestmark = pytest.mark.integration
 
-
-def _generated_tokens(url: str) -> float:
-    metrics = httpx.get(url + "/metrics").text
-    return sum(float(v) for v in re.findall(r"^vllm:generation_tokens_total\{[^}]*\} (\S+)$", metrics, re.M))
+GENERATED, RUNNING = "vllm:generation_tokens_total", "vllm:num_requests_running"
 
 
 def test_completion_counts_tokens(replicas: ServerGroup) -> None:
@@ -45,11 +42,6 @@ def test_completion_counts_tokens(replicas: ServerGroup) -> None:
     assert free.text == fixed.text[: len(free.text)]  # same seed, same tokens until the EOS
 
 
-def _running(url: str) -> float:
-    metrics = httpx.get(url + "/metrics").text
-    return sum(float(v) for v in re.findall(r"^vllm:num_requests_running\{[^}]*\} (\S+)$", metrics, re.M))
-
-
 def test_until_cut_aborts_the_request_on_the_server(replicas: ServerGroup) -> None:
     server = replicas.servers[0]
     # The front end can lag the engine by seconds on a loaded machine, so "aborted" is judged by the
@@ -59,21 +51,21 @@ def test_until_cut_aborts_the_request_on_the_server(replicas: ServerGroup) -> No
     async def go():
         async with OpenAIEngine([server.url]) as engine:
             await engine.complete("warm up", Sampling(max_tokens=200, ignore_eos=True))
-            before = _generated_tokens(server.url)
+            before = server_metric(server.url, GENERATED)
             out = await engine.complete(
                 "Okay, let's",
                 Sampling(max_tokens=max_tokens, seed=1, ignore_eos=True),
                 until=lambda text: 5 if len(text) >= 12 else None,
             )
         deadline = time.monotonic() + 60
-        while _running(server.url) > 0 and time.monotonic() < deadline:
+        while server_metric(server.url, RUNNING) > 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-        return out, _generated_tokens(server.url) - before
+        return out, server_metric(server.url, GENERATED) - before
 
     out, generated = asyncio.run(go())
     assert out.finish_reason == "cut" and len(out.text) == 5
     assert out.n_tokens < 50
-    assert _running(server.url) == 0, "the request is still running on the server"
+    assert server_metric(server.url, RUNNING) == 0, "the request is still running on the server"
     assert generated < max_tokens / 2, f"server generated {generated} of {max_tokens} tokens"
 
 
