@@ -378,9 +378,6 @@ class Synthesizer:
             n_tokens_teacher=sum(sp.n_tokens for sp in spans if sp.author == "teacher"),
             n_tokens_student=sum(sp.n_tokens for sp in spans if sp.author == "student"),
             n_switches=switches,
-            n_wasted_tokens=sum(c.wasted for c in cost.values()),
-            n_generated_tokens=sum(c.generated + c.failed for c in cost.values()),
-            n_failed_tokens=sum(c.failed for c in cost.values()),
             status="ok",
             error=None,
             attempts=attempts,
@@ -410,17 +407,17 @@ class Synthesizer:
             n_tokens_teacher=0,
             n_tokens_student=0,
             n_switches=0,
-            n_wasted_tokens=0,
-            n_generated_tokens=sum(c.failed for c in cost.values()),
-            n_failed_tokens=sum(c.failed for c in cost.values()),
             status="failed",
             error=error,
             attempts=attempts,
             cost=cost,
         )
 
-    def _trace(self, trace_id: str, question_id: str, m: Method, **outcome: Any) -> Trace:
-        """A trace of this sample by these models (and predictors, under TESSY) with `outcome`'s fields."""
+    def _trace(
+        self, trace_id: str, question_id: str, m: Method, cost: dict[str, AuthorCost], **outcome: Any
+    ) -> Trace:
+        """A trace of this sample by these models (and predictors, under TESSY) with `outcome`'s fields
+        and the token totals of its `cost`."""
         student, teacher = self.writers["student"], self.writers["teacher"]
         ids = [w.predictor_id for w in (student, teacher) if w.predictor_id]
         return Trace(
@@ -430,6 +427,10 @@ class Synthesizer:
             student_model=student.model,
             teacher_model=teacher.model,
             predictor_ids=",".join(ids) if m.thinker == "tessy" else "",
+            n_wasted_tokens=sum(c.wasted for c in cost.values()),
+            n_generated_tokens=sum(c.generated + c.failed for c in cost.values()),
+            n_failed_tokens=sum(c.failed for c in cost.values()),
+            cost=cost,
             **outcome,
         )
 
