@@ -56,7 +56,9 @@ def test_nightly_flow_on_the_microworld(served, tmp_path, prefect_harness):
         "predictors": {
             "questions": 24,
             "max_response_tokens": 768,
-            "windows_per_response": 4,
+            # As many windows as the demo: with 4, a student predictor that never cuts left 7 of 8
+            # TESSY traces without a teacher word in one CI run.
+            "windows_per_response": 12,
             "train": {"epochs": 3, "lr": 0.001, "batch_size": 16},
         },
         "synthesis": {
@@ -77,7 +79,9 @@ def test_nightly_flow_on_the_microworld(served, tmp_path, prefect_harness):
 
     ingested = result["ingest"]["ingested"]
     assert ingested >= 30 and result["filter"]["judged"] == ingested and result["filter"]["undecided"] <= 3
-    assert result["predictors"]["teacher"]["metrics"]["ground_truth"]["style_f1"] >= 0.8
+    for role in ("student", "teacher"):
+        f1 = result["predictors"][role]["metrics"]["ground_truth"]["style_f1"]
+        assert f1 >= 0.8, (role, result["predictors"][role]["metrics"])
     with open_warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:
         traces = wh.frame("SELECT * FROM traces WHERE status = 'ok'")
         last_authors = wh.frame(
@@ -95,7 +99,9 @@ def test_nightly_flow_on_the_microworld(served, tmp_path, prefect_harness):
     authors = dict(last_authors.group_by("method").agg(pl.col("author").unique()).rows())
     assert authors["tessy"] == ["student"] and authors["teacher-only"] == ["teacher"]
     summary = {row["method"]: row for row in result["qa"]["summary"]}
-    assert summary["tessy"]["similarity_to_student"] > summary["teacher-only"]["similarity_to_student"]
+    # The student finds TESSY's text likelier than the teacher's own (paper: lower student NLL). The
+    # style-similarity gap is too small to show on 8 traces; bench/fidelity.py measures it on 200.
+    assert summary["tessy"]["student_nll_mean"] < summary["teacher-only"]["student_nll_mean"], summary
     assert len(release) == 1 and release[0]["n_rows"] == result["release"]["rows"] >= 6
     assert Path(result["release"]["folder"], "README.md").exists()
     assert "teacher-only" in result["release"]["checks"]["solved_vs_teacher_only"]
