@@ -190,6 +190,24 @@ def qa(config: ConfigOption = DEFAULT_CONFIG, db: DbOption = None, as_json: Json
     console.print(f"report: {outcome.report}")
 
 
+@app.command()
+def evaluate(config: ConfigOption = DEFAULT_CONFIG, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Fine-tune the student on each method's traces and measure held-out pass@1 against the base."""
+    from tessy.stages import evaluate as stage
+
+    cfg = _config(config, db)
+    with _recorded(cfg, "evaluate") as run:
+        outcome = stage.run(cfg, run.run_id, report=err.print)
+        run.stats = {"evaluations": len(outcome.rows), "train": outcome.n_train, **outcome.summary}
+    rows = [
+        {"method": r.method, "seed": r.seed, "pass@1": round(r.pass_at_1, 4), "ci95": r.ci95, "n": r.n}
+        for r in outcome.rows
+    ]
+    if not as_json:
+        _print_rows(rows, False, title=f"evaluate {run.run_id} ({outcome.n_train} training questions)")
+    print(json.dumps(outcome.summary, default=str))
+
+
 @release_app.command("create")
 def release_create(
     name: Annotated[str, typer.Argument(help="release name; releases are immutable")],

@@ -196,6 +196,47 @@ class ReleaseConfig(_Strict):
     license: str = "apache-2.0"
 
 
+class FinetuneConfig(_Strict):
+    mode: Literal["full", "lora"] = Field(default="full", description="full-parameter, or LoRA merged after")
+    epochs: int = Field(default=2, ge=1)
+    lr: float = Field(default=1e-4, gt=0)
+    batch_size: int = Field(default=16, ge=1)
+    max_length: int = Field(default=2048, ge=16, description="tokens per training row (longer are cut)")
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    device: str = "auto"
+
+
+class EvaluateGateConfig(_Strict):
+    enabled: bool = Field(default=False, description="block publishing when the fine-tune does not gain")
+    method: str = "tessy"
+    min_gain: float = Field(default=0.0, description="pass@1 over the base's that the method must reach")
+
+
+class EvaluateConfig(_Strict):
+    benchmark: str = Field(
+        default=".tessy/data/microworld-bench.jsonl",
+        description="JSONL of held-out problems with tests (written by `tessy microworld benchmark`)",
+    )
+    methods: list[str] = Field(
+        default_factory=lambda: ["tessy", "teacher-only", "student-only"],
+        description="each method's traces fine-tune the student once per seed",
+    )
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    max_problems: int | None = Field(default=None, ge=1, description="the benchmark's first N problems")
+    max_train_rows: int | None = Field(
+        default=None, ge=1, description="traces per method (the same questions)"
+    )
+    samples: int = Field(default=1, ge=1, description="k responses per problem")
+    max_tokens: int = Field(default=2048, gt=0, description="tokens per response, thinking and answer")
+    temperature: float = 0.6
+    top_p: float = 0.95
+    top_k: int = 20
+    concurrency: int = Field(default=64, ge=1)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    gate: EvaluateGateConfig = Field(default_factory=EvaluateGateConfig)
+
+
 class PipelineConfig(_Strict):
     name: str
     warehouse: Path = Path(".tessy/warehouse.duckdb")
@@ -208,6 +249,7 @@ class PipelineConfig(_Strict):
     synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
     qa: QAConfig = Field(default_factory=QAConfig)
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     def model(self, role: str) -> ModelConfig:
         if self.models is None:

@@ -144,7 +144,13 @@ def test_deploy_schedule_and_run_a_deployment_on_a_worker(prefect_server: Prefec
 
     listed = server.cli("deployment", "ls")
     assert listed.returncode == 0, listed.stdout + listed.stderr
-    for name in ("nightly/nightly-demo", "nightly/nightly", "ingest/ingest", "release/release"):
+    for name in (
+        "nightly/nightly-demo",
+        "nightly/nightly",
+        "ingest/ingest",
+        "release/release",
+        "evaluate/evaluate",
+    ):
         assert name in listed.stdout, listed.stdout
 
     # The scheduler fills the nightly demo's schedule; production's schedule is created paused.

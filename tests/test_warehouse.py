@@ -27,6 +27,7 @@ DESIGN_TABLES = {
     "qa_metrics",
     "releases",
     "release_items",
+    "evaluations",
 }
 
 

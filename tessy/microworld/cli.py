@@ -93,3 +93,16 @@ def export(
 
     export_questions(path, n_contest, n_other, seed)
     console.print(f"wrote {n_contest + n_other} questions to {path}")
+
+
+@app.command()
+def benchmark(
+    path: Annotated[Path, typer.Argument(help="JSONL file to write")],
+    n: Annotated[int, typer.Option(min=1, help="Problems (balanced over the families)")] = 120,
+    seed: int = 1,
+) -> None:
+    """Write held-out contest problems with their hidden tests as a benchmark for `tessy evaluate`."""
+    from tessy.microworld.problems import export_benchmark
+
+    export_benchmark(path, n, seed)
+    console.print(f"wrote {n} benchmark problems to {path}")

@@ -152,3 +152,17 @@ def export_questions(path: Path, n_contest: int, n_other: int, seed: int = 0, sp
         for row in rows:
             f.write(json.dumps(row) + "\n")
     return path
+
+
+def export_benchmark(path: Path, n: int, seed: int = 1) -> Path:
+    """Write `n` held-out contest problems as a benchmark JSONL (tessy/evaluation/benchmark.py): the
+    statement, its hidden tests, and its family as the group. The seed differs from the questions'
+    export by default, so synthesis and evaluation draw different problems."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for p in generate_problems(n, seed, "eval"):
+            tests = {"inputs": [t.input for t in p.tests], "outputs": [t.output for t in p.tests]}
+            row = {"id": p.id, "question": p.statement, "tests": tests, "group": p.family}
+            f.write(json.dumps(row) + "\n")
+    return path

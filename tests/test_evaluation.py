@@ -1,0 +1,158 @@
+"""The evaluate stage: the benchmark format and its errors, pass@1 through an engine and the sandbox,
+the TRL fine-tune of the tiny student, and the stage over a real warehouse (in-process engine)."""
+
+import asyncio
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from tessy.cli import app
+from tessy.config import load_config
+from tessy.engines.base import Completion, Sampling
+from tessy.errors import StageNotReady
+from tessy.evaluation.benchmark import BenchmarkError, BenchProblem, load_benchmark
+from tessy.evaluation.passk import interval, pass_at_1, score
+from tessy.evaluation.sft import DivergedError, SFTSettings, finetune, sft_rows
+from tessy.microworld.problems import export_benchmark
+from tessy.quality.traces import Tests
+from tessy.runtime import load_model
+from tessy.stages import evaluate as stage
+from tessy.templates import QWEN3
+from tests.test_stages import ingested, write_traces
+from warehouse.db import open_warehouse
+
+runner = CliRunner()
+ECHO_SUM = "```python\nimport sys\nprint(sum(map(int, sys.stdin.read().split()[1:])))\n```"
+
+
+def _row(pid, tests=None, **extra):
+    return json.dumps({"id": pid, "question": f"q {pid}", "tests": tests, **extra})
+
+
+def test_benchmark_rows_load_and_bad_rows_name_their_line(tmp_path):
+    good = {"inputs": ["2\n1 2\n"], "outputs": ["3\n"]}
+    path = tmp_path / "bench.jsonl"
+    path.write_text("\n".join([_row("a", good, group="sum"), _row("b", json.dumps(good))]) + "\n")
+    problems = load_benchmark(path)
+    assert [(p.id, p.group, p.tests.outputs) for p in problems] == [("a", "sum", ["3\n"]), ("b", "", ["3\n"])]
+    assert len(load_benchmark(path, limit=1)) == 1
+    cases = {
+        "no tests": (_row("a", good) + "\n" + _row("c"), "line 2: problem 'c' has no tests"),
+        "twice": (_row("a", good) + "\n" + _row("a", good), "line 2: problem id 'a' appears twice"),
+        "not json": ("{oops", "line 1: not a problem row"),
+        "empty": ("\n", "holds no problems"),
+    }
+    for text, message in cases.values():
+        path.write_text(text)
+        with pytest.raises(BenchmarkError, match=message):
+            load_benchmark(path)
+    with pytest.raises(BenchmarkError, match="not found"):
+        load_benchmark(tmp_path / "missing.jsonl")
+
+
+def test_score_and_interval():
+    problems = [BenchProblem(p, p, Tests(["x"], ["y"]), g) for p, g in (("a", "f"), ("b", "f"), ("c", "g"))]
+    s = score(problems, {"a": [True, True], "b": [False, True], "c": [False, False]})
+    assert (s.pass_at_1, s.n, s.k) == (0.5, 3, 2)
+    assert s.per_group == {"f": 0.75, "g": 0.0}
+    mean, half = interval([1.0, 0.5, 0.0])
+    assert mean == 0.5 and half == pytest.approx(1.96 * 0.5 / math.sqrt(3))
+    assert math.isnan(interval([1.0])[1])
+
+
+class ScriptedEngine:
+    """Answers every prompt with the response its question maps to."""
+
+    def __init__(self, responses):
+        self.responses = responses
+
+    async def complete(self, prompt, params, *, until=None):
+        question = prompt.split("<|im_start|>user\n")[1].split("<|im_end|>")[0]
+        text = self.responses[question]
+        return Completion(text=text, n_tokens=len(text.split()), finish_reason="stop", endpoint="scripted")
+
+
+def test_pass_at_1_runs_each_answer_against_its_tests():
+    tests = Tests(["2\n1 2\n", "3\n1 1 1\n"], ["3\n", "3\n"])
+    problems = [BenchProblem(q, q, tests) for q in ("right", "wrong", "unclosed")]
+    engine = ScriptedEngine(
+        {
+            "right": f"ok\n</think>\n\n{ECHO_SUM}",
+            "wrong": "ok\n</think>\n\n```python\nprint(0)\n```",
+            "unclosed": f"still thinking {ECHO_SUM}",  # no answer: the thinking never ended
+        }
+    )
+    s = asyncio.run(
+        pass_at_1(engine, QWEN3, problems, k=2, sampling=Sampling(max_tokens=64), allow_unsafe=True)
+    )
+    assert s.per_problem == {"right": 1.0, "wrong": 0.0, "unclosed": 0.0}
+    assert s.closed == pytest.approx(4 / 6)
+
+
+def test_finetune_trains_on_the_response_and_refuses_a_diverged_run(tmp_path, tiny_models):
+    student = tiny_models["student"]
+    family = QWEN3
+    rows = sft_rows(family, [("Add two numbers.", f"<think>\nSum them.\n</think>\n\n{ECHO_SUM}")] * 8)
+    assert rows[0]["prompt"].endswith("<think>\n") and rows[0]["completion"].startswith("Sum them.")
+    settings = SFTSettings(epochs=2, batch_size=4, lr=1e-3, max_length=256)
+    result = finetune(student, rows, tmp_path / "ft", settings, seed=0)
+    assert result.steps == 4 and result.final_loss < result.first_loss
+    assert (tmp_path / "ft" / "model.safetensors").exists() and not (tmp_path / "ft.partial").exists()
+    with pytest.raises(DivergedError, match="lower evaluate.finetune.lr"):
+        finetune(student, rows, tmp_path / "nan", SFTSettings(epochs=1, batch_size=4, lr=1e30), seed=0)
+    assert not (tmp_path / "nan").exists() and not (tmp_path / "nan.partial").exists()
+    with pytest.raises(FileNotFoundError, match="base model dir"):
+        finetune(tmp_path / "nowhere", rows, tmp_path / "x", settings, seed=0)
+
+
+def test_evaluate_stage_fine_tunes_each_method_and_reuses_the_base(tmp_path, tiny_models):
+    bench = export_benchmark(tmp_path / "bench.jsonl", 4)
+    evaluate = {
+        "benchmark": str(bench),
+        "methods": ["tessy", "teacher-only"],
+        "max_tokens": 96,
+        "finetune": {"epochs": 1, "batch_size": 4, "max_length": 512},
+    }
+    cfg = ingested(tmp_path, tiny_models, evaluate=evaluate, qa={"unsafe_exec": True})
+    write_traces(cfg, methods=("tessy",), n_questions=4)
+    with pytest.raises(StageNotReady, match="no finished teacher-only traces"):
+        stage.run(cfg, "run-eval-0")
+    write_traces(cfg, methods=("teacher-only",), n_questions=4)
+    outcome = stage.run(cfg, "run-eval-1")
+    assert [(r.method, r.n_train, r.n) for r in outcome.rows] == [
+        ("base", 0, 4),
+        ("tessy", 4, 4),
+        ("teacher-only", 4, 4),
+    ]
+    assert set(outcome.summary) == {"base", "tessy", "teacher-only", "ci95", "seeds"}
+    assert all(
+        0 <= r.pass_at_1 <= 1 and r.train_steps == (None if r.method == "base" else 1) for r in outcome.rows
+    )
+    # The base is measured once; a second run fine-tunes again (a new run) but reuses its score.
+    outcome = stage.run(
+        cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"methods": ["tessy"]})}),
+        "run-eval-2",
+    )
+    assert outcome.rows[0].run_id == "run-eval-1"
+    with open_warehouse(cfg.warehouse, read_only=True) as wh:
+        stored = wh.frame("SELECT run_id, method FROM evaluations ORDER BY created_at").rows()
+    assert stored == [
+        ("run-eval-1", "base"),
+        ("run-eval-1", "tessy"),
+        ("run-eval-1", "teacher-only"),
+        ("run-eval-2", "tessy"),
+    ]
+    assert load_model(cfg, "student").config.engine == "hf"
+
+
+def test_evaluate_cli_names_a_missing_benchmark_before_any_work(tmp_path, tiny_models):
+    cfg_path = tmp_path / "pipeline.yaml"
+    ingested(
+        tmp_path, tiny_models, evaluate={"benchmark": str(tmp_path / "none.jsonl")}, qa={"unsafe_exec": True}
+    )
+    result = runner.invoke(app, ["evaluate", "-c", str(cfg_path), "--json"])
+    assert isinstance(result.exception, BenchmarkError) and "none.jsonl not found" in str(result.exception)
+    with open_warehouse(load_config(cfg_path).warehouse, read_only=True) as wh:
+        assert wh.scalar("SELECT count(*) FROM evaluations") == 0

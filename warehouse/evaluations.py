@@ -1,0 +1,58 @@
+"""Evaluations: held-out pass@1 of the student fine-tuned on each method's traces, and of its base."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from warehouse.db import Warehouse
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    evaluation_id: str
+    run_id: str
+    method: str
+    base_model: str
+    base_hash: str
+    seed: int
+    benchmark: str
+    benchmark_hash: str
+    settings_hash: str
+    n_train: int
+    n: int
+    k: int
+    pass_at_1: float
+    ci95: float | None
+    train_first_loss: float | None = None
+    train_final_loss: float | None = None
+    train_steps: int | None = None
+    per_group: dict[str, float] = field(default_factory=dict)
+    release_id: str | None = None
+
+
+_COLUMNS = [f for f in Evaluation.__dataclass_fields__ if f != "per_group"]
+
+
+def save_evaluation(wh: Warehouse, e: Evaluation) -> None:
+    """Store one evaluation (replacing an earlier one with the same id: same inputs, same result)."""
+    row = {k: v for k, v in asdict(e).items() if k != "per_group"}
+    names = [*_COLUMNS, "per_group_json", "created_at"]
+    values = [row[c] for c in _COLUMNS] + [
+        json.dumps(e.per_group, sort_keys=True),
+        datetime.now(UTC).replace(tzinfo=None),
+    ]
+    wh.con.execute(
+        f"INSERT OR REPLACE INTO evaluations ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+        values,
+    )
+
+
+def find_evaluation(wh: Warehouse, evaluation_id: str) -> Evaluation | None:
+    frame = wh.frame("SELECT * FROM evaluations WHERE evaluation_id = ?", [evaluation_id])
+    if frame.height == 0:
+        return None
+    row: dict[str, Any] = frame.row(0, named=True)
+    return Evaluation(**{c: row[c] for c in _COLUMNS}, per_group=json.loads(row["per_group_json"]))
