@@ -38,7 +38,7 @@ def release_flow(
             }
         if repo := cfg.release.hub_repo:
             run.stats["published"] = {
-                release: publish(cfg.warehouse, release, repo, cfg.release.private)
+                release: publish(cfg.warehouse, release, repo, cfg.release.private, cfg.evaluate.gate)
                 for release in unpublished_releases(cfg.warehouse, repo)
             }
     return {"run_id": run.run_id, "folder": str(outcome.folder) if outcome else None, **run.stats}

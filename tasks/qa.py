@@ -16,7 +16,14 @@ def check_traces(cfg: PipelineConfig, run_id: str) -> stage.QAOutcome:
     outcome = stage.run(cfg, run_id, report=logger.info)
     (logger.info if outcome.code_exec.startswith("code ran") else logger.warning)(outcome.code_exec)
     create_markdown_artifact(
-        markdown_report(outcome.summary, outcome.plots, run_id=run_id, embed=True, notes=[outcome.code_exec]),
+        markdown_report(
+            outcome.summary,
+            outcome.plots,
+            run_id=run_id,
+            embed=True,
+            notes=[outcome.code_exec],
+            evaluation=outcome.evaluation,
+        ),
         key="qa-report",
         description=f"QA {run_id}",
     )

@@ -9,7 +9,7 @@ from prefect.logging import get_run_logger
 from prefect.tasks import exponential_backoff
 
 from tasks.artifacts import file_link, hub_link
-from tessy.config import PipelineConfig
+from tessy.config import EvaluateGateConfig, PipelineConfig
 from tessy.errors import TessyError
 from tessy.release import card_markdown
 from tessy.stages import release as stage
@@ -45,8 +45,10 @@ def _worth_retrying(task: object, task_run: object, state: State) -> bool:
     retry_delay_seconds=exponential_backoff(backoff_factor=30),
     retry_condition_fn=_worth_retrying,
 )
-def publish(db: Path, name: str, repo_id: str, private: bool) -> str | None:
-    revision = stage.publish(db, name, repo_id, private=private).revision
+def publish(
+    db: Path, name: str, repo_id: str, private: bool, gate: EvaluateGateConfig | None = None
+) -> str | None:
+    revision = stage.publish(db, name, repo_id, private=private, gate=gate).revision
     if revision:
         hub_link("release-hub", repo_id, revision, f"release {name} on the Hub")
     return revision

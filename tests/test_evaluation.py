@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tessy.cli import app
-from tessy.config import load_config
+from tessy.config import EvaluateGateConfig, load_config
 from tessy.engines.base import Completion, Sampling
-from tessy.errors import StageNotReady
+from tessy.errors import ReleaseBlocked, StageNotReady
 from tessy.evaluation.benchmark import BenchmarkError, BenchProblem, load_benchmark
 from tessy.evaluation.passk import interval, pass_at_1, score
 from tessy.evaluation.sft import DivergedError, SFTSettings, finetune, sft_rows
@@ -19,9 +19,11 @@ from tessy.microworld.problems import export_benchmark
 from tessy.quality.traces import Tests
 from tessy.runtime import load_model
 from tessy.stages import evaluate as stage
+from tessy.stages import qa as qa_stage
+from tessy.stages import release as release_stage
 from tessy.templates import QWEN3
-from tests.test_stages import ingested, write_traces
-from warehouse.db import open_warehouse
+from tests.test_stages import FakeHub, ingested, write_traces
+from warehouse.db import open_warehouse, recorded_run
 
 runner = CliRunner()
 ECHO_SUM = "```python\nimport sys\nprint(sum(map(int, sys.stdin.read().split()[1:])))\n```"
@@ -156,3 +158,33 @@ def test_evaluate_cli_names_a_missing_benchmark_before_any_work(tmp_path, tiny_m
     assert isinstance(result.exception, BenchmarkError) and "none.jsonl not found" in str(result.exception)
     with open_warehouse(load_config(cfg_path).warehouse, read_only=True) as wh:
         assert wh.scalar("SELECT count(*) FROM evaluations") == 0
+
+
+def test_the_evaluation_gate_blocks_publishing_until_the_fine_tune_beats_the_base(tmp_path, tiny_models):
+    cfg = ingested(tmp_path, tiny_models, release={"methods": ["tessy"]}, qa={"student_nll": False})
+    write_traces(cfg, methods=("tessy",))
+    qa_stage.run(cfg, "qa-1")
+    release_stage.create(cfg, "r1", "rel-1")
+    gate = EvaluateGateConfig(enabled=True, method="tessy", min_gain=0.02)
+
+    def publish():
+        return release_stage.publish(cfg.warehouse, "r1", "org/set", client=FakeHub(), gate=gate)
+
+    with pytest.raises(ReleaseBlocked, match="no evaluate run finished after the release"):
+        publish()
+    for tessy, message in ((0.51, r"pass@1 0.510 vs the base's 0.500 \(gain \+0.010 < "), (0.6, None)):
+        with recorded_run(cfg.warehouse, "evaluate", cfg.public_dict()) as run:
+            run.stats = {"base": 0.5, "tessy": tessy, "ci95": {}, "seeds": 1}
+        if message:
+            with pytest.raises(ReleaseBlocked, match=message):
+                publish()
+        else:
+            assert publish().revision == "abc123"
+    # Without the gate the same release publishes whatever the evaluations say.
+    assert release_stage.publish(cfg.warehouse, "r1", "org/other", client=FakeHub()).revision == "abc123"
+    # The newest evaluation shows in the next QA report (with its plot) and release card.
+    report = qa_stage.run(cfg, "qa-2")
+    assert report.evaluation["tessy"] == 0.6 and any(p.name == "evaluation.png" for p in report.plots)
+    assert "| fine-tuned on tessy | 0.600 | – | 0.100 |" in report.report.read_text()
+    card = (release_stage.create(cfg, "r2", "rel-2").folder / "README.md").read_text()
+    assert "## Fine-tuning the student (evaluate run" in card and "| base | 0.500 |" in card

@@ -56,3 +56,23 @@ def find_evaluation(wh: Warehouse, evaluation_id: str) -> Evaluation | None:
         return None
     row: dict[str, Any] = frame.row(0, named=True)
     return Evaluation(**{c: row[c] for c in _COLUMNS}, per_group=json.loads(row["per_group_json"]))
+
+
+def evaluation_since(wh: Warehouse, since: datetime) -> dict[str, Any] | None:
+    """The summary (`{"base": x, method: y, ...}`) of the newest evaluate run that finished and
+    started at or after `since`; None when there is none."""
+    stats = wh.scalar(
+        "SELECT stats_json FROM runs WHERE kind = 'evaluate' AND status = 'completed' AND started_at >= ?"
+        " ORDER BY started_at DESC LIMIT 1",
+        [since],
+    )
+    return json.loads(stats) if stats else None
+
+
+def latest_evaluation(wh: Warehouse) -> dict[str, Any] | None:
+    """The newest finished evaluate run's summary with its `run_id`; None before any."""
+    row = wh.frame(
+        "SELECT run_id, stats_json FROM runs WHERE kind = 'evaluate' AND status = 'completed'"
+        " ORDER BY started_at DESC LIMIT 1"
+    )
+    return {"run_id": row["run_id"][0], **json.loads(row["stats_json"][0])} if row.height else None

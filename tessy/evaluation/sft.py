@@ -20,6 +20,8 @@ class SFTSettings:
     epochs: int = 2
     lr: float = 1e-4
     batch_size: int = 16
+    gradient_accumulation: int = 1
+    gradient_checkpointing: bool = False
     max_length: int = 2048
     lora_r: int = 16
     lora_alpha: int = 32
@@ -87,6 +89,8 @@ def finetune(
         num_train_epochs=settings.epochs,
         learning_rate=settings.lr,
         per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation,
+        gradient_checkpointing=settings.gradient_checkpointing,
         max_length=settings.max_length,
         completion_only_loss=True,
         seed=seed,

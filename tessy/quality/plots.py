@@ -1,9 +1,10 @@
 """QA plots as PNG files: response lengths, a 2-D PCA of the TF-IDF vectors (as in the paper's
-figure), and the teacher's share of each sample."""
+figure), the teacher's share of each sample, and the fine-tuned student's pass@1 per method."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -70,8 +71,11 @@ def plot_teacher_share(frame: pl.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_plots(frame: pl.DataFrame, tfidf: Tfidf | None, out_dir: str | Path) -> list[Path]:
-    """All QA plots into `out_dir`; the PCA plot needs the TF-IDF vectors of at least 3 responses."""
+def write_plots(
+    frame: pl.DataFrame, tfidf: Tfidf | None, out_dir: str | Path, evaluation: dict[str, Any] | None = None
+) -> list[Path]:
+    """All QA plots into `out_dir`; the PCA plot needs the TF-IDF vectors of at least 3 responses, the
+    evaluation plot an evaluate run's summary."""
     require_columns(frame, ["method", "status", "n_tokens", "n_tokens_teacher"], "QA plots")
     if ok_traces(frame).height == 0:
         raise ValueError("QA plots need at least one ok trace")
@@ -80,4 +84,23 @@ def write_plots(frame: pl.DataFrame, tfidf: Tfidf | None, out_dir: str | Path) -
     paths = [plot_lengths(frame, out / "lengths.png"), plot_teacher_share(frame, out / "teacher_share.png")]
     if tfidf is not None:
         paths.append(plot_pca(tfidf, out / "similarity_pca.png"))
+    if evaluation:
+        paths.append(plot_evaluation(evaluation, out / "evaluation.png"))
     return paths
+
+
+def plot_evaluation(evaluation: dict[str, Any], path: Path) -> Path:
+    """Held-out pass@1 of the base student and of the student fine-tuned on each method's traces,
+    with 95% interval whiskers (the evaluate stage's summary)."""
+    ci = evaluation.get("ci95", {})
+    methods = sorted(
+        (m for m, v in evaluation.items() if isinstance(v, float)), key=lambda m: (m != "base", m)
+    )
+    values = [evaluation[m] for m in methods]
+    errors = [e if isinstance(e := ci.get(m), float) and np.isfinite(e) else 0.0 for m in methods]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar(methods, values, yerr=errors, capsize=6, color=["grey", *["tab:blue"] * (len(methods) - 1)])
+    ax.set(
+        ylabel="held-out pass@1", ylim=(0, 1), title=f"Fine-tuned student ({evaluation.get('seeds')} seed(s))"
+    )
+    return _save(fig, path)

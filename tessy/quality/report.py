@@ -45,6 +45,38 @@ def summary_table(per_method: pl.DataFrame, run_id: str) -> list[dict[str, Any]]
     return table
 
 
+def evaluation_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """An evaluate run's summary as rows: the base first, then each method with its gain."""
+    ci = evaluation.get("ci95", {})
+    methods = [m for m, value in evaluation.items() if isinstance(value, float)]  # pass@1 means
+    base = evaluation.get("base")
+    return [
+        {
+            "student": "base" if m == "base" else f"fine-tuned on {m}",
+            "pass@1": evaluation[m],
+            "ci95": ci.get(m),
+            "gain": None if m == "base" or base is None else evaluation[m] - base,
+        }
+        for m in sorted(methods, key=lambda m: (m != "base", m))
+    ]
+
+
+def evaluation_section(evaluation: dict[str, Any] | None) -> list[str]:
+    """Markdown lines on what fine-tuning the student on each method's traces did (evaluate stage)."""
+    if not evaluation:
+        return []
+    seeds = evaluation.get("seeds")
+    return [
+        f"## Fine-tuning the student (evaluate run `{evaluation['run_id']}`, {seeds} seed(s))",
+        "",
+        "Held-out pass@1 of the student fine-tuned on each method's traces of this config, with the",
+        "95% interval (over seeds, or over problems for one seed).",
+        "",
+        markdown_table(evaluation_rows(evaluation)),
+        "",
+    ]
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "–"
@@ -71,12 +103,14 @@ def markdown_report(
     relative_to: str | Path | None = None,
     embed: bool = False,
     notes: Sequence[str] = (),
+    evaluation: dict[str, Any] | None = None,
 ) -> str:
     """The report as markdown, `notes` (how the run was made) first; plot links are relative to
     `relative_to` (the report's folder) if given, or, with `embed`, the PNGs themselves as data URIs
-    (for viewers that cannot reach the files)."""
+    (for viewers that cannot reach the files). `evaluation`: the newest evaluate run's summary."""
     parts = [f"# QA report: run `{run_id}`", "", *(f"- {note}" for note in notes), ""]
     parts += ["## Per method", "", markdown_table(summary), ""]
+    parts += evaluation_section(evaluation)
     if gate is not None:
         parts += ["## Release gate", "", f"**{'passed' if gate.success else 'FAILED'}**", ""]
         parts += [f"- `{o.name}`: observed {o.observed}" for o in gate.outcomes if not o.success]

@@ -10,7 +10,7 @@ from typing import Any
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from tessy.quality.report import markdown_table
+from tessy.quality.report import evaluation_section, markdown_table
 
 TAGS = ("tessy", "synthetic", "reasoning", "sft", "code")
 # What a published card shows of a release's manifest; never the config itself, whose endpoints,
@@ -43,6 +43,7 @@ class CardInfo:
     methods: list[str] = field(default_factory=list)
     parent_release_id: str | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)  # the QA summary table, one row per method
+    evaluation: dict[str, Any] | None = None  # the newest evaluate run's summary, made before the release
     manifest: dict[str, Any] = field(default_factory=dict)
     license: str = "apache-2.0"
     tags: list[str] = field(default_factory=lambda: list(TAGS))
@@ -96,6 +97,7 @@ def _body(info: CardInfo) -> str:
             "",
             markdown_table(info.metrics) if info.metrics else "_not measured_",
             "",
+            *evaluation_section(info.evaluation),
             "## Lineage",
             "",
             f"- release: `{info.release_id}`",

@@ -1,7 +1,8 @@
 """QA: measure this config's traces and report per method.
 
-Reads: the config's traces (`traces` x `questions`, with each question's tests), and the per-trace
-metrics of earlier QA runs with the same settings (`qa_runs`), which are not measured again.
+Reads: the config's traces (`traces` x `questions`, with each question's tests), the per-trace
+metrics of earlier QA runs with the same settings (`qa_runs`), which are not measured again, and the
+newest evaluate run's summary (shown in the report with its plot).
 Writes: `qa_metrics` (per trace, and per method under `<run_id>/<method>`), `qa_runs`, and the
 report with its plots under `workdir/qa/<run_id>/`.
 Servers: none (the student's tokenizer, and its weights for the NLL, are loaded in-process; code runs
@@ -25,6 +26,7 @@ from tessy.quality.plots import write_plots
 from tessy.quality.report import markdown_report
 from tessy.runtime import load_model
 from warehouse.db import open_warehouse, transaction
+from warehouse.evaluations import latest_evaluation
 from warehouse.metrics import measured_metrics, record_qa_run, save_metrics, trace_frame
 
 MIN_TRACES_FOR_PLOTS = 3  # the PCA plot needs at least three responses
@@ -39,6 +41,7 @@ class QAOutcome:
     n_metrics: int
     code_exec: str  # whether generated code ran, and how (sandboxed, unsafe, not at all)
     n_measured: int
+    evaluation: dict[str, Any] | None = None  # the newest evaluate run's summary
 
 
 def run(cfg: PipelineConfig, run_id: str, report: Report | None = None) -> QAOutcome:
@@ -50,6 +53,7 @@ def run(cfg: PipelineConfig, run_id: str, report: Report | None = None) -> QAOut
     with open_warehouse(cfg.warehouse) as wh:
         frame = trace_frame(wh, cfg)
         measured = measured_metrics(wh, key)
+        evaluation = latest_evaluation(wh)
     if frame.height == 0:
         raise StageNotReady("no traces to check for this config: run synthesize first")
     student = load_model(cfg, "student")
@@ -68,15 +72,22 @@ def run(cfg: PipelineConfig, run_id: str, report: Report | None = None) -> QAOut
     )
     out = cfg.workdir / "qa" / run_id
     ok = frame.filter(pl.col("status") == "ok")
-    plots = write_plots(frame, result.tfidf, out) if ok.height >= MIN_TRACES_FOR_PLOTS else []
+    plots = write_plots(frame, result.tfidf, out, evaluation) if ok.height >= MIN_TRACES_FOR_PLOTS else []
     path = out / "report.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        markdown_report(result.summary, plots, run_id=run_id, relative_to=out, notes=[result.code_exec])
+        markdown_report(
+            result.summary,
+            plots,
+            run_id=run_id,
+            relative_to=out,
+            notes=[result.code_exec],
+            evaluation=evaluation,
+        )
     )
     with open_warehouse(cfg.warehouse) as wh, transaction(wh.con):
         n_metrics = save_metrics(wh, result.metrics, run_id)
         record_qa_run(wh, run_id, key)
     return QAOutcome(
-        result.summary, path, plots, frame.height, n_metrics, result.code_exec, result.n_measured
+        result.summary, path, plots, frame.height, n_metrics, result.code_exec, result.n_measured, evaluation
     )

@@ -11,8 +11,9 @@ the commit with the name, and adds a `release_publications` row.
 Servers: none (publishing reaches the Hub; the token is read from HF_TOKEN by the publisher).
 Raises: ReleaseNameError (invalid, taken, or unknown name), ReleaseBlocked (no rows, none left after
 `require_solved`, or the gate failed: a Great Expectations expectation, or TESSY's solved rate below
-`release.min_solved_ratio` times teacher-only's), ReleaseTampered (the files no longer hash to the
-release's content hash).
+`release.min_solved_ratio` times teacher-only's; at publishing, with `evaluate.gate` on, no evaluation
+since the release or a fine-tuned student that does not beat the base), ReleaseTampered (the files
+no longer hash to the release's content hash).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from tessy.config import PipelineConfig
+from tessy.config import EvaluateGateConfig, PipelineConfig
 from tessy.errors import ReleaseBlocked, ReleaseNameError, ReleaseTampered
 from tessy.hashing import config_hash, sha256_text
 from tessy.quality.expectations import GateConfig, GateResult, SolvedRates, validate_release
@@ -34,7 +35,8 @@ from tessy.release.export import RELEASE_COLUMNS, content_hash, export_release, 
 from tessy.release.names import checked_release_name
 from tessy.release.publish import PublishResult
 from tessy.release.publish import publish as upload
-from warehouse.db import code_version, open_warehouse
+from warehouse.db import Warehouse, code_version, open_warehouse
+from warehouse.evaluations import evaluation_since, latest_evaluation
 from warehouse.metrics import latest_summary
 from warehouse.releases import (
     candidate_frame,
@@ -118,6 +120,7 @@ def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = Fa
         rates = solved_rates(wh, cfg, [TESSY, BASELINE])
         parent, parent_hash = newest_release(wh)
         metrics = latest_summary(wh)
+        evaluation = latest_evaluation(wh)
     methods = "/".join(cfg.release.methods)
     if frame.height == 0:
         raise ReleaseBlocked(f"no {methods} trace of this config passed QA (finished, with an answer)")
@@ -182,6 +185,7 @@ def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = Fa
             methods=manifest["methods"],
             parent_release_id=parent,
             metrics=metrics,
+            evaluation=evaluation,
             manifest=manifest,
             license=cfg.release.license,
         ),
@@ -206,6 +210,29 @@ def unpublished_releases(db: Path, repo_id: str) -> list[str]:
         return unpublished(wh, repo_id)
 
 
+def check_evaluation(wh: Warehouse, name: str, gate: EvaluateGateConfig) -> None:
+    """The evaluation gate: an evaluate run made after the release must show the student fine-tuned on
+    `gate.method`'s traces beating the base by at least `gate.min_gain` pass@1 (mean over seeds)."""
+    created = wh.scalar("SELECT created_at FROM releases WHERE name = ?", [name])
+    summary = evaluation_since(wh, created)
+    if summary is None:
+        raise ReleaseBlocked(
+            f"release {name!r} not published: evaluate.gate is on and no evaluate run finished after the"
+            " release was made (run `tessy evaluate` first)"
+        )
+    if gate.method not in summary or "base" not in summary:
+        raise ReleaseBlocked(
+            f"release {name!r} not published: the newest evaluation has no {gate.method!r} score"
+        )
+    gain = summary[gate.method] - summary["base"]
+    if gain < gate.min_gain:
+        raise ReleaseBlocked(
+            f"release {name!r} not published: the student fine-tuned on {gate.method} traces scores pass@1 "
+            f"{summary[gate.method]:.3f} vs the base's {summary['base']:.3f} (gain {gain:+.3f} < "
+            f"evaluate.gate.min_gain {gate.min_gain})"
+        )
+
+
 def publish(
     db: Path | None,
     name: str,
@@ -214,12 +241,16 @@ def publish(
     dry_run: bool = False,
     private: bool = True,
     client: Any = None,
+    gate: EvaluateGateConfig | None = None,
 ) -> PublishResult:
     """Upload a release's files to a Hub dataset repo, tag the commit with the release name and record
     the publication. The files are re-hashed first: a release whose files no longer give its content
-    hash is refused. The token is read from HF_TOKEN by the publisher and never passes through here."""
+    hash is refused, and so is one `gate` blocks (see check_evaluation). The token is read from
+    HF_TOKEN by the publisher and never passes through here."""
     with open_warehouse(db) as wh:
         release_id, expected, manifest = release_record(wh, name)
+        if gate is not None and gate.enabled:
+            check_evaluation(wh, name, gate)
     folder = Path(manifest["folder"])
     if (found := files_hash(folder, manifest["files"])) != expected:
         raise ReleaseTampered(
