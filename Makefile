@@ -13,7 +13,7 @@ PIP := pip install --disable-pip-version-check -q
 # out logged an ERROR for each try).
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: test demo lint venv vllm-venv sandbox bench clean
+.PHONY: test demo eval lint venv vllm-venv sandbox bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ demo: venv vllm-venv sandbox
 	$(VENV)/bin/tessy microworld build
 	$(VENV)/bin/tessy microworld export .tessy/data/microworld.jsonl --n-contest 240 --n-other 80
 	$(VENV)/bin/python -m flows.nightly configs/demo.yaml
+
+# After `make demo`: fine-tune the student on each method's demo traces and measure held-out pass@1
+# (not part of the demo, which would then run past 20 minutes).
+eval: venv vllm-venv sandbox
+	$(VENV)/bin/tessy microworld build
+	$(VENV)/bin/tessy microworld benchmark .tessy/data/microworld-bench.jsonl --n 120
+	$(VENV)/bin/tessy evaluate -c configs/demo.yaml --json
 
 # Benchmarks print side-by-side ratios; they are not tests (machines are shared and noisy).
 bench: venv vllm-venv

@@ -121,6 +121,7 @@ def finetune(
             f"evaluate.finetune.lr (now {settings.lr:g})"
         )
     trained = trainer.model.merge_and_unload() if settings.mode == "lora" else trainer.model
+    trained.config.use_cache = True  # training turned it off; the served model's config equals the base's
     trained.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(tmp / "trainer", ignore_errors=True)
