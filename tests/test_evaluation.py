@@ -6,6 +6,8 @@ import json
 import math
 
 import pytest
+import torch
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from tessy.cli import app
@@ -15,7 +17,7 @@ from tessy.errors import ReleaseBlocked, StageNotReady
 from tessy.evaluation.benchmark import BenchmarkError, BenchProblem, load_benchmark
 from tessy.evaluation.passk import interval, pass_at_1, score
 from tessy.evaluation.sft import DivergedError, SFTSettings, finetune, sft_rows
-from tessy.microworld.problems import export_benchmark
+from tessy.microworld.problems import export_benchmark, generate_problems
 from tessy.quality.traces import Tests
 from tessy.runtime import load_model
 from tessy.stages import evaluate as stage
@@ -93,6 +95,17 @@ def test_pass_at_1_runs_each_answer_against_its_tests():
     assert s.closed == pytest.approx(4 / 6)
 
 
+def test_a_model_echoing_the_reference_solutions_scores_one_and_a_silent_one_zero(tmp_path):
+    problems = load_benchmark(export_benchmark(tmp_path / "bench.jsonl", 6))
+    solutions = {p.statement: p.solution for p in generate_problems(6, 1, "eval")}
+    echo = ScriptedEngine({q: f"ok\n</think>\n\n```python\n{code}```" for q, code in solutions.items()})
+    silent = ScriptedEngine({q: "ok\n</think>\n\n" for q in solutions})
+    sampling = Sampling(max_tokens=64)
+    for engine, expected in ((echo, 1.0), (silent, 0.0)):
+        s = asyncio.run(pass_at_1(engine, QWEN3, problems, k=1, sampling=sampling, allow_unsafe=True))
+        assert s.pass_at_1 == expected and set(s.per_group.values()) == {expected}
+
+
 def test_finetune_trains_on_the_response_and_refuses_a_diverged_run(tmp_path, tiny_models):
     student = tiny_models["student"]
     family = QWEN3
@@ -101,6 +114,8 @@ def test_finetune_trains_on_the_response_and_refuses_a_diverged_run(tmp_path, ti
     settings = SFTSettings(epochs=2, batch_size=4, lr=1e-3, max_length=256)
     result = finetune(student, rows, tmp_path / "ft", settings, seed=0)
     assert result.steps == 4 and result.final_loss < result.first_loss
+    before, after = (load_file(path / "model.safetensors") for path in (student, tmp_path / "ft"))
+    assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
     assert (tmp_path / "ft" / "model.safetensors").exists() and not (tmp_path / "ft.partial").exists()
     with pytest.raises(DivergedError, match="lower evaluate.finetune.lr"):
         finetune(student, rows, tmp_path / "nan", SFTSettings(epochs=1, batch_size=4, lr=1e30), seed=0)
@@ -132,12 +147,12 @@ def test_evaluate_stage_fine_tunes_each_method_and_reuses_the_base(tmp_path, tin
     assert all(
         0 <= r.pass_at_1 <= 1 and r.train_steps == (None if r.method == "base" else 1) for r in outcome.rows
     )
-    # The base is measured once; a second run fine-tunes again (a new run) but reuses its score.
-    outcome = stage.run(
-        cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"methods": ["tessy"]})}),
-        "run-eval-2",
-    )
-    assert outcome.rows[0].run_id == "run-eval-1"
+    # The base is measured once; a second run fine-tunes again (a new run) but reuses its score, and
+    # a run repeated (the same id: a retried task) replaces its rows instead of adding to them.
+    tessy_only = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"methods": ["tessy"]})})
+    for _ in range(2):
+        outcome = stage.run(tessy_only, "run-eval-2")
+        assert outcome.rows[0].run_id == "run-eval-1"
     with open_warehouse(cfg.warehouse, read_only=True) as wh:
         stored = wh.frame("SELECT run_id, method FROM evaluations ORDER BY created_at").rows()
     assert stored == [
