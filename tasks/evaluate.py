@@ -10,8 +10,8 @@ from tessy.stages import evaluate as stage
 
 
 @task(task_run_name="evaluate {cfg.name} traces by fine-tuning", cache_policy=NO_CACHE)
-def evaluate_traces(cfg: PipelineConfig, run_id: str) -> stage.EvaluateOutcome:
-    outcome = stage.run(cfg, run_id, report=get_run_logger().info)
+def evaluate_traces(cfg: PipelineConfig, run_id: str, release: str | None = None) -> stage.EvaluateOutcome:
+    outcome = stage.run(cfg, run_id, report=get_run_logger().info, release=release)
     rows = [
         {
             "method": r.method,

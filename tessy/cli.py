@@ -191,13 +191,18 @@ def qa(config: ConfigOption = DEFAULT_CONFIG, db: DbOption = None, as_json: Json
 
 
 @app.command()
-def evaluate(config: ConfigOption = DEFAULT_CONFIG, db: DbOption = None, as_json: JsonOption = False) -> None:
+def evaluate(
+    config: ConfigOption = DEFAULT_CONFIG,
+    release: Annotated[str | None, typer.Option(help="only the questions this release answers")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Fine-tune the student on each method's traces and measure held-out pass@1 against the base."""
     from tessy.stages import evaluate as stage
 
     cfg = _config(config, db)
     with _recorded(cfg, "evaluate") as run:
-        outcome = stage.run(cfg, run.run_id, report=err.print)
+        outcome = stage.run(cfg, run.run_id, report=err.print, release=release)
         run.stats = {"evaluations": len(outcome.rows), "train": outcome.n_train, **outcome.summary}
     rows = [
         {"method": r.method, "seed": r.seed, "pass@1": round(r.pass_at_1, 4), "ci95": r.ci95, "n": r.n}

@@ -235,6 +235,9 @@ class EvaluateConfig(_Strict):
     top_p: float = 0.95
     top_k: int = 20
     concurrency: int = Field(default=64, ge=1)
+    server_args: list[str] = Field(
+        default_factory=list, description="more vLLM arguments for the servers of the models evaluated"
+    )
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     gate: EvaluateGateConfig = Field(default_factory=EvaluateGateConfig)
 

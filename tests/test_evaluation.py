@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from tessy.cli import app
 from tessy.config import EvaluateGateConfig, load_config
 from tessy.engines.base import Completion, Sampling
-from tessy.errors import ReleaseBlocked, StageNotReady
+from tessy.errors import ReleaseBlocked, ReleaseNameError, StageNotReady
 from tessy.evaluation.benchmark import BenchmarkError, BenchProblem, load_benchmark
 from tessy.evaluation.passk import interval, pass_at_1, score
 from tessy.evaluation.sft import DivergedError, SFTSettings, finetune, sft_rows
@@ -132,7 +132,9 @@ def test_evaluate_stage_fine_tunes_each_method_and_reuses_the_base(tmp_path, tin
         "max_tokens": 96,
         "finetune": {"epochs": 1, "batch_size": 4, "max_length": 512},
     }
-    cfg = ingested(tmp_path, tiny_models, evaluate=evaluate, qa={"unsafe_exec": True})
+    cfg = ingested(
+        tmp_path, tiny_models, evaluate=evaluate, qa={"unsafe_exec": True}, release={"min_solved_ratio": 0}
+    )
     write_traces(cfg, methods=("tessy",), n_questions=4)
     with pytest.raises(StageNotReady, match="no finished teacher-only traces"):
         stage.run(cfg, "run-eval-0")
@@ -162,6 +164,13 @@ def test_evaluate_stage_fine_tunes_each_method_and_reuses_the_base(tmp_path, tin
         ("run-eval-2", "tessy"),
     ]
     assert load_model(cfg, "student").config.engine == "hf"
+    # A release's evaluation trains on the questions it answers and records the release.
+    qa_stage.run(cfg, "qa-1")
+    made = release_stage.create(cfg, "r1", "rel-1")
+    outcome = stage.run(tessy_only, "run-eval-3", release="r1")
+    assert [(r.method, r.release_id, r.n_train) for r in outcome.rows[1:]] == [("tessy", made.release_id, 4)]
+    with pytest.raises(ReleaseNameError, match="no release named 'r9'"):
+        stage.run(tessy_only, "run-eval-4", release="r9")
 
 
 def test_evaluate_cli_names_a_missing_benchmark_before_any_work(tmp_path, tiny_models):

@@ -158,3 +158,16 @@ def unpublished(wh: Warehouse, repo_id: str) -> list[str]:
         [repo_id],
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def release_questions(wh: Warehouse, name: str) -> tuple[str, set[str]]:
+    """(release id, the ids of the questions its traces answer) of release `name`."""
+    release_id = wh.scalar("SELECT release_id FROM releases WHERE name = ?", [name])
+    if release_id is None:
+        raise ReleaseNameError(f"no release named {name!r}")
+    rows = wh.frame(
+        "SELECT DISTINCT t.question_id FROM release_items r JOIN traces t USING (trace_id)"
+        " WHERE r.release_id = ?",
+        [release_id],
+    )
+    return release_id, set(rows["question_id"])

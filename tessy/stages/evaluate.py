@@ -2,8 +2,8 @@
 student is fine-tuned on the method's traces (once per seed) and its held-out pass@1 measured; the
 base student is measured the same way, once per (base, benchmark, settings), and reused.
 
-Reads: the config's finished traces of `evaluate.methods` (the same questions for every method), the
-benchmark file, and earlier evaluations (the base's).
+Reads: the config's finished traces of `evaluate.methods` (the same questions for every method; with a
+release, the questions it answers), the benchmark file, and earlier evaluations (the base's).
 Writes: `evaluations` (one row per method and seed, and the base's), the fine-tuned models under
 `workdir/evaluate/<run_id>/`.
 Servers: a fresh vLLM server per model evaluated (`engine: hf` students are sampled in-process).
@@ -38,6 +38,7 @@ from tessy.runtime import Model, load_model, server_log_dir
 from warehouse.db import open_warehouse
 from warehouse.evaluations import Evaluation, find_evaluation, save_evaluation
 from warehouse.metrics import trace_frame
+from warehouse.releases import release_questions
 
 BASE = "base"
 
@@ -50,7 +51,11 @@ class EvaluateOutcome:
     n_overlap: int  # training questions dropped because the benchmark holds them
 
 
-def run(cfg: PipelineConfig, run_id: str, report: Report | None = None) -> EvaluateOutcome:
+def run(
+    cfg: PipelineConfig, run_id: str, report: Report | None = None, release: str | None = None
+) -> EvaluateOutcome:
+    """Evaluate each method of `evaluate.methods` over this config's traces, or, given a `release`
+    name, over the questions that release answers (its rows are recorded with the release's id)."""
     e = cfg.evaluate
     say = report or (lambda _line: None)
     if not (sandbox := find_sandbox()).isolated and not cfg.qa.unsafe_exec:
@@ -63,8 +68,12 @@ def run(cfg: PipelineConfig, run_id: str, report: Report | None = None) -> Evalu
     base = Path(student.config.path)
     if not (base / "config.json").is_file():
         raise StageNotReady(f"base student {base} not found: build or download it first")
+    release_id = None
     with open_warehouse(cfg.warehouse, read_only=True) as wh:
         frame = trace_frame(wh, cfg, e.methods).filter(pl.col("status") == "ok")
+        if release is not None:
+            release_id, questions = release_questions(wh, release)
+            frame = frame.filter(pl.col("question_id").is_in(questions))
     pairs, n_overlap = training_pairs(frame, e.methods, problems, e.max_train_rows)
     n_train = len(pairs[e.methods[0]])
     say(f"{len(problems)} benchmark problems, {n_train} training questions per method ({n_overlap} held out)")
@@ -89,7 +98,9 @@ def run(cfg: PipelineConfig, run_id: str, report: Report | None = None) -> Evalu
             eid = sha256_text(
                 f"{run_id}|{keys['base']}|{keys['benchmark']}|{keys['settings']}|{method}|{seed}"
             )
-            row = _row(eid, run_id, method, seed, cfg, keys, result, trained, n_train)
+            row = replace(
+                _row(eid, run_id, method, seed, cfg, keys, result, trained, n_train), release_id=release_id
+            )
             with open_warehouse(cfg.warehouse) as wh:
                 save_evaluation(wh, row)
             rows.append(row)
@@ -198,7 +209,8 @@ def _engine(cfg: PipelineConfig, student: Model, model_dir: Path, name: str) -> 
 
         yield HFEngine(str(model_dir), student.tokenizer, name=name)
         return
-    config = student.config.model_copy(update={"path": str(model_dir), "replicas": 1})
+    extra = [*student.config.extra_args, *cfg.evaluate.server_args]
+    config = student.config.model_copy(update={"path": str(model_dir), "replicas": 1, "extra_args": extra})
     spec = replace(ServerSpec.from_model_config(config), name=name)
     with serve([spec], log_dir=server_log_dir(cfg)) as served:
         engine = OpenAIEngine(served[name], model=name)
