@@ -73,6 +73,8 @@ def run(
         frame = trace_frame(wh, cfg, e.methods).filter(pl.col("status") == "ok")
         if release is not None:
             release_id, questions = release_questions(wh, release)
+            if not questions:
+                raise StageNotReady(f"release {release!r} holds no traces: nothing to fine-tune on")
             frame = frame.filter(pl.col("question_id").is_in(questions))
     pairs, n_overlap = training_pairs(frame, e.methods, problems, e.max_train_rows)
     n_train = len(pairs[e.methods[0]])
