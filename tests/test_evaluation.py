@@ -4,6 +4,7 @@ the TRL fine-tune of the tiny student, and the stage over a real warehouse (in-p
 import asyncio
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -117,6 +118,11 @@ def test_finetune_trains_on_the_response_and_refuses_a_diverged_run(tmp_path, ti
     before, after = (load_file(path / "model.safetensors") for path in (student, tmp_path / "ft"))
     assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
     assert (tmp_path / "ft" / "model.safetensors").exists() and not (tmp_path / "ft.partial").exists()
+    # LoRA is merged into the weights: the folder is a plain model of the base's shape, served as is.
+    lora = finetune(student, rows, tmp_path / "lora", replace(settings, mode="lora", lora_r=4), seed=0)
+    merged = load_file(lora.path / "model.safetensors")
+    assert merged.keys() == before.keys() and any(not torch.equal(before[k], merged[k]) for k in before)
+    assert not list(lora.path.glob("adapter_*"))
     with pytest.raises(DivergedError, match="lower evaluate.finetune.lr"):
         finetune(student, rows, tmp_path / "nan", SFTSettings(epochs=1, batch_size=4, lr=1e30), seed=0)
     assert not (tmp_path / "nan").exists() and not (tmp_path / "nan.partial").exists()
