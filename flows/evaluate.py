@@ -26,7 +26,7 @@ def evaluate_flow(
     """
     with stage_run("evaluate", config_path, cfg) as (cfg, run):
         outcome = evaluate_traces(cfg, run.run_id, release)
-        run.stats = {"evaluations": len(outcome.rows), "train": outcome.n_train, **outcome.summary}
+        run.stats = outcome.stats
     return {"run_id": run.run_id, **run.stats}
 
 

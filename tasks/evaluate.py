@@ -12,16 +12,5 @@ from tessy.stages import evaluate as stage
 @task(task_run_name="evaluate {cfg.name} traces by fine-tuning", cache_policy=NO_CACHE)
 def evaluate_traces(cfg: PipelineConfig, run_id: str, release: str | None = None) -> stage.EvaluateOutcome:
     outcome = stage.run(cfg, run_id, report=get_run_logger().info, release=release)
-    rows = [
-        {
-            "method": r.method,
-            "seed": r.seed,
-            "pass@1": r.pass_at_1,
-            "ci95": r.ci95,
-            "n": r.n,
-            "train": r.n_train,
-        }
-        for r in outcome.rows
-    ]
-    table("evaluation", rows, f"held-out pass@1 of the fine-tuned student, {run_id}")
+    table("evaluation", outcome.table(), f"held-out pass@1 of the fine-tuned student, {run_id}")
     return outcome

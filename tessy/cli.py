@@ -203,13 +203,11 @@ def evaluate(
     cfg = _config(config, db)
     with _recorded(cfg, "evaluate") as run:
         outcome = stage.run(cfg, run.run_id, report=err.print, release=release)
-        run.stats = {"evaluations": len(outcome.rows), "train": outcome.n_train, **outcome.summary}
-    rows = [
-        {"method": r.method, "seed": r.seed, "pass@1": round(r.pass_at_1, 4), "ci95": r.ci95, "n": r.n}
-        for r in outcome.rows
-    ]
+        run.stats = outcome.stats
     if not as_json:
-        _print_rows(rows, False, title=f"evaluate {run.run_id} ({outcome.n_train} training questions)")
+        _print_rows(
+            outcome.table(), False, title=f"evaluate {run.run_id} ({outcome.n_train} training questions)"
+        )
     print(json.dumps(outcome.summary, default=str))
 
 

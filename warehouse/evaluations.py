@@ -58,21 +58,12 @@ def find_evaluation(wh: Warehouse, evaluation_id: str) -> Evaluation | None:
     return Evaluation(**{c: row[c] for c in _COLUMNS}, per_group=json.loads(row["per_group_json"]))
 
 
-def evaluation_since(wh: Warehouse, since: datetime) -> dict[str, Any] | None:
-    """The summary (`{"base": x, method: y, ...}`) of the newest evaluate run that finished and
-    started at or after `since`; None when there is none."""
-    stats = wh.scalar(
-        "SELECT stats_json FROM runs WHERE kind = 'evaluate' AND status = 'completed' AND started_at >= ?"
-        " ORDER BY started_at DESC LIMIT 1",
-        [since],
-    )
-    return json.loads(stats) if stats else None
-
-
-def latest_evaluation(wh: Warehouse) -> dict[str, Any] | None:
-    """The newest finished evaluate run's summary with its `run_id`; None before any."""
+def latest_evaluation(wh: Warehouse, since: datetime | None = None) -> dict[str, Any] | None:
+    """The summary (`{"base": x, method: y, ..., "ci95": {...}}`) with its `run_id` of the newest
+    evaluate run that finished (and started at or after `since`, when given); None when there is none."""
     row = wh.frame(
         "SELECT run_id, stats_json FROM runs WHERE kind = 'evaluate' AND status = 'completed'"
-        " ORDER BY started_at DESC LIMIT 1"
+        " AND started_at >= coalesce(?, started_at) ORDER BY started_at DESC LIMIT 1",
+        [since],
     )
     return {"run_id": row["run_id"][0], **json.loads(row["stats_json"][0])} if row.height else None

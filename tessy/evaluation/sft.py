@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -57,8 +58,6 @@ def finetune(
 ) -> SFTResult:
     """Train a copy of `base` on `rows` and save it (weights, tokenizer, chat template) to `out`.
     `out` is written through a temporary folder, so a failed or diverged run leaves nothing there."""
-    import time
-
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 
+from tessy.quality.report import evaluated  # noqa: E402
 from tessy.quality.similarity import Tfidf  # noqa: E402
 from tessy.quality.traces import ok_traces, require_columns  # noqa: E402
 
@@ -93,9 +94,7 @@ def plot_evaluation(evaluation: dict[str, Any], path: Path) -> Path:
     """Held-out pass@1 of the base student and of the student fine-tuned on each method's traces,
     with 95% interval whiskers (the evaluate stage's summary)."""
     ci = evaluation.get("ci95", {})
-    methods = sorted(
-        (m for m, v in evaluation.items() if isinstance(v, float)), key=lambda m: (m != "base", m)
-    )
+    methods = evaluated(evaluation)
     values = [evaluation[m] for m in methods]
     errors = [e if isinstance(e := ci.get(m), float) and np.isfinite(e) else 0.0 for m in methods]
     fig, ax = plt.subplots(figsize=(7, 4))

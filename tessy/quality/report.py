@@ -45,10 +45,14 @@ def summary_table(per_method: pl.DataFrame, run_id: str) -> list[dict[str, Any]]
     return table
 
 
+def evaluated(evaluation: dict[str, Any]) -> list[str]:
+    """The students an evaluate run's summary scores (its pass@1 means), the base first."""
+    return sorted((m for m, v in evaluation.items() if isinstance(v, float)), key=lambda m: (m != "base", m))
+
+
 def evaluation_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
     """An evaluate run's summary as rows: the base first, then each method with its gain."""
     ci = evaluation.get("ci95", {})
-    methods = [m for m, value in evaluation.items() if isinstance(value, float)]  # pass@1 means
     base = evaluation.get("base")
     return [
         {
@@ -57,7 +61,7 @@ def evaluation_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
             "ci95": ci.get(m),
             "gain": None if m == "base" or base is None else evaluation[m] - base,
         }
-        for m in sorted(methods, key=lambda m: (m != "base", m))
+        for m in evaluated(evaluation)
     ]
 
 

@@ -50,6 +50,25 @@ class EvaluateOutcome:
     n_train: int
     n_overlap: int  # training questions dropped because the benchmark holds them
 
+    @property
+    def stats(self) -> dict[str, Any]:
+        """What the evaluate run records in `runs` (the gate and the reports read the summary there)."""
+        return {"evaluations": len(self.rows), "train": self.n_train, **self.summary}
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per evaluation, for the CLI's table and the Prefect artifact."""
+        return [
+            {
+                "method": r.method,
+                "seed": r.seed,
+                "pass@1": round(r.pass_at_1, 4),
+                "ci95": r.ci95,
+                "n": r.n,
+                "train": r.n_train,
+            }
+            for r in self.rows
+        ]
+
 
 def run(
     cfg: PipelineConfig, run_id: str, report: Report | None = None, release: str | None = None

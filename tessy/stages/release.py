@@ -36,7 +36,7 @@ from tessy.release.names import checked_release_name
 from tessy.release.publish import PublishResult
 from tessy.release.publish import publish as upload
 from warehouse.db import Warehouse, code_version, open_warehouse
-from warehouse.evaluations import evaluation_since, latest_evaluation
+from warehouse.evaluations import latest_evaluation
 from warehouse.metrics import latest_summary
 from warehouse.releases import (
     candidate_frame,
@@ -214,7 +214,7 @@ def check_evaluation(wh: Warehouse, name: str, gate: EvaluateGateConfig) -> None
     """The evaluation gate: an evaluate run made after the release must show the student fine-tuned on
     `gate.method`'s traces beating the base by at least `gate.min_gain` pass@1 (mean over seeds)."""
     created = wh.scalar("SELECT created_at FROM releases WHERE name = ?", [name])
-    summary = evaluation_since(wh, created)
+    summary = latest_evaluation(wh, since=created)
     if summary is None:
         raise ReleaseBlocked(
             f"release {name!r} not published: evaluate.gate is on and no evaluate run finished after the"
