@@ -25,9 +25,9 @@ from tessy.runtime import ROLES
 def nightly_flow(config_path: Path = DEFAULT_CONFIG) -> dict[str, Any]:
     """The whole pipeline: ingest -> filter -> predictors (when stale) -> synthesize new questions ->
     QA -> release (Great Expectations gate) -> publish (when the config names a Hub repo). The model
-    servers start once for the stages that need them. A config whose storage, sources, models or
-    servers are missing on this machine fails before anything is written. The config is loaded once
-    and passed down to every stage.
+    servers start once for the stages that need them (QA scores the student NLL on the student's). A
+    config whose storage, sources, models or servers are missing on this machine fails before anything
+    is written. The config is loaded once and passed down to every stage.
 
     Args:
         config_path: pipeline YAML, relative to the repository root.
@@ -39,7 +39,7 @@ def nightly_flow(config_path: Path = DEFAULT_CONFIG) -> dict[str, Any]:
         result["filter"] = filter_flow(config_path, endpoints, cfg=cfg)
         result["predictors"] = predictors_flow(config_path, endpoints=endpoints, cfg=cfg)
         result["synthesize"] = synthesize_flow(config_path, endpoints=endpoints, cfg=cfg)
-    result["qa"] = qa_flow(config_path, cfg=cfg)
+        result["qa"] = qa_flow(config_path, endpoints=endpoints, cfg=cfg)
     result["release"] = release_flow(config_path, cfg=cfg)
     return result
 

@@ -9,20 +9,24 @@ from prefect import flow
 from tasks.qa import check_traces
 from tasks.runs import run_name, stage_run
 from tessy.config import DEFAULT_CONFIG, PipelineConfig
+from tessy.runtime import Endpoints
 
 
 @flow(name="qa", flow_run_name=run_name, log_prints=True)
-def qa_flow(config_path: Path = DEFAULT_CONFIG, cfg: PipelineConfig | None = None) -> dict[str, Any]:
+def qa_flow(
+    config_path: Path = DEFAULT_CONFIG, endpoints: Endpoints | None = None, cfg: PipelineConfig | None = None
+) -> dict[str, Any]:
     """Score every trace of this config (token counts, student share, TF-IDF similarity to the
     student, student NLL, code tests in a sandbox) into `qa_metrics`; write the QA report and plots
     under the workdir and show them as artifacts.
 
     Args:
         config_path: pipeline YAML, relative to the repository root.
+        endpoints: servers a parent flow already runs (role -> URLs); the student's score its NLL.
         cfg: the loaded config, when a parent flow passes its own down.
     """
     with stage_run("qa", config_path, cfg) as (cfg, run):
-        outcome = check_traces(cfg, run.run_id)
+        outcome = check_traces(cfg, run.run_id, endpoints)
         run.stats = {
             "traces": outcome.n_traces,
             "measured": outcome.n_measured,

@@ -22,7 +22,8 @@ from tessy.runtime import ROLES, Endpoints
     name="synthesize",
     flow_run_name=run_name,
     log_prints=True,
-    task_runner=ThreadPoolTaskRunner(max_workers=8),
+    # No cap of its own: the flow submits exactly `synthesis.workers` parts, each on its own thread.
+    task_runner=ThreadPoolTaskRunner(),
 )
 def synthesize_flow(
     config_path: Path = DEFAULT_CONFIG,

@@ -7,13 +7,14 @@ from prefect.logging import get_run_logger
 from tasks.artifacts import file_link, table
 from tessy.config import PipelineConfig
 from tessy.quality.report import markdown_report
+from tessy.runtime import Endpoints
 from tessy.stages import qa as stage
 
 
 @task(task_run_name="QA of {cfg.name} traces")
-def check_traces(cfg: PipelineConfig, run_id: str) -> stage.QAOutcome:
+def check_traces(cfg: PipelineConfig, run_id: str, endpoints: Endpoints | None = None) -> stage.QAOutcome:
     logger = get_run_logger()
-    outcome = stage.run(cfg, run_id, report=logger.info)
+    outcome = stage.run(cfg, run_id, report=logger.info, endpoints=endpoints)
     (logger.info if outcome.code_exec.startswith("code ran") else logger.warning)(outcome.code_exec)
     create_markdown_artifact(
         markdown_report(

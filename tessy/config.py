@@ -48,6 +48,11 @@ class ModelConfig(_Strict):
         default_factory=list, description="OpenAI-compatible base URLs (engine openai)"
     )
     served_name: str | None = Field(default=None, description="model name on the servers [default: dir name]")
+    max_requests_per_endpoint: int | None = Field(
+        default=None,
+        ge=1,
+        description="most requests in flight per endpoint; the rest wait [default: no cap]",
+    )
     replicas: int = Field(default=1, ge=1)
     max_model_len: int = Field(default=4096, gt=0)
     kv_cache_gib: int = Field(default=2, ge=1, description="VLLM_CPU_KVCACHE_SPACE for CPU servers")
@@ -169,6 +174,11 @@ class QAConfig(_Strict):
         description="without a sandbox (bubblewrap), run code anyway, unisolated: throwaway machines only",
     )
     student_nll: bool = Field(default=True, description="score the thinking under the student model")
+    nll_engine: Literal["auto", "server", "hf"] = Field(
+        default="auto",
+        description="student NLL on the student's servers (prompt log-probs) or in-process with transformers;"
+        " auto: the servers when they are running (a parent flow's, or `engine: openai` endpoints)",
+    )
     timeout_s: float = Field(default=5.0, gt=0)
     memory_mb: int = Field(default=512, gt=0)
     workers: int = Field(default=2, ge=1)

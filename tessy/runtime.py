@@ -92,7 +92,11 @@ class Model:
             return HFEngine(self.config.path, self.tokenizer, name=self.config.name_on_server)
         if not self.endpoints:
             raise ValueError(f"{self.role} model: no endpoints (engine {self.config.engine!r})")
-        return OpenAIEngine(self.endpoints, model=self.config.name_on_server)
+        return OpenAIEngine(
+            self.endpoints,
+            model=self.config.name_on_server,
+            max_outstanding=self.config.max_requests_per_endpoint,
+        )
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)

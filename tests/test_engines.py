@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -146,12 +147,17 @@ class FakeServers:
         self.delay = delay
         self.requests: list[tuple[str, dict]] = []
         self.yielded = 0
+        self.open: dict[str, int] = dict.fromkeys(behaviour, 0)  # streams in flight per host
+        self.peak: dict[str, int] = dict.fromkeys(behaviour, 0)
 
-    async def _stream(self, events: list[dict]):
+    async def _stream(self, host: str, events: list[dict]):
+        self.open[host] += 1
+        self.peak[host] = max(self.peak[host], self.open[host])
         for e in events:
             await asyncio.sleep(self.delay)
             self.yielded += 1
             yield f"data: {json.dumps(e)}\n\n".encode()
+        self.open[host] -= 1  # before the last event: the client may stop reading right after it
         yield b"data: [DONE]\n\n"
 
     def handler(self, request: httpx.Request) -> httpx.Response:
@@ -165,7 +171,10 @@ class FakeServers:
         self.requests.append((host, body))
         if mode in ("500", "400"):
             return httpx.Response(int(mode), text=f"scripted {mode}")
-        return httpx.Response(200, content=self._stream(_chunks(self.pieces)))
+        if "prompt_logprobs" in body:  # vLLM: the prompt's own token at each position, none at the first
+            scored = [None] + [{str(t): {"logprob": -t / 10, "rank": 1}} for t in body["prompt"][1:]]
+            return httpx.Response(200, json={"choices": [{"text": "x", "prompt_logprobs": scored}]})
+        return httpx.Response(200, content=self._stream(host, _chunks(self.pieces)))
 
     def engine(self, **kw) -> OpenAIEngine:
         urls = [f"http://{h}:8000/v1" for h in self.behaviour]
@@ -269,6 +278,37 @@ def test_openai_routes_to_least_outstanding() -> None:
     outs = run(go())
     hosts = [o.endpoint for o in outs]
     assert hosts.count("http://a:8000") == hosts.count("http://b:8000") == 5
+
+
+def test_openai_caps_requests_per_endpoint_across_four_replicas() -> None:
+    fake = FakeServers(dict.fromkeys("abcd", "ok"), delay=0.005)
+
+    async def go():
+        async with fake.engine(model="m", max_outstanding=2) as engine:
+            return await asyncio.gather(*(engine.complete("Q", Sampling()) for _ in range(40)))
+
+    outs = run(go())
+    assert len(outs) == 40 and all(o.text == "Okay, let's see." for o in outs)
+    assert fake.peak == dict.fromkeys("abcd", 2)  # each replica full, none past its cap
+    assert sorted(Counter(o.endpoint for o in outs).values()) == [10, 10, 10, 10]
+
+
+def test_openai_cap_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_outstanding"):
+        OpenAIEngine(["http://a"], max_outstanding=0)
+
+
+def test_openai_prompt_logprobs_fail_over() -> None:
+    fake = FakeServers({"a": "500", "b": "ok"})
+
+    async def go():
+        async with fake.engine(model="m", cooloff=60) as engine:
+            return await engine.prompt_logprobs([5, 7, 9])
+
+    assert run(go()) == [-0.7, -0.9]  # one per token after the first
+    host, body = fake.requests[-1]
+    assert host == "b" and body["prompt"] == [5, 7, 9] and body["prompt_logprobs"] == 0
+    assert body["max_tokens"] == 1
 
 
 def test_openai_unreachable_port_gives_clear_error() -> None:

@@ -60,3 +60,24 @@ def test_publish_is_not_retried_when_it_would_fail_the_same_way(monkeypatch, pre
     with pytest.raises(ValueError, match="no release named"):
         publish(REPO / "unused.duckdb", "nope", "org/x", True)
     assert len(calls) == 1
+
+
+def test_synthesize_runs_every_configured_part_at_once(prefect_harness):
+    """`synthesis.workers` parts are submitted together; a pool cap below it would queue some silently
+    (here: 16 parts that each wait for all the others would never meet)."""
+    import threading
+
+    from prefect import task
+
+    from flows.synthesize import synthesize_flow
+
+    meet = threading.Barrier(16, timeout=20)
+
+    @task
+    def part(i: int) -> int:
+        meet.wait()
+        return i
+
+    with synthesize_flow.task_runner.duplicate() as runner:
+        futures = [runner.submit(part, {"i": i}) for i in range(16)]
+        assert sorted(f.result() for f in futures) == list(range(16))

@@ -144,7 +144,9 @@ def student_dir(tmp_path_factory, tokenizer, frame):
 
 @pytest.fixture(scope="module")
 def qa(frame, tokenizer, student_dir):
-    return measure_traces(frame, "run-1", tokenizer, student_model_dir=student_dir)
+    return measure_traces(
+        frame, "run-1", tokenizer, student_nll=lambda f, steps: student_nll(f, student_dir, steps=steps)
+    )
 
 
 def _value(long: pl.DataFrame, subject: str, metric: str) -> float:

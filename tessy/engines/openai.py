@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -22,6 +22,8 @@ from tessy.engines.base import (
     Until,
     ask_until,
 )
+
+T = TypeVar("T")
 
 
 class _EndpointFailed(Exception):
@@ -60,7 +62,8 @@ class OpenAIEngine:
     A failing endpoint (connection refused or reset, timeout, 5xx) is taken out for `cooloff` seconds,
     doubling with each further failure up to `max_cooloff`; after that the next request routed to it
     re-probes it. A failed request is retried on the least busy usable endpoint, up to `max_attempts`
-    failed tries, waiting for a cool-off to end when no endpoint is usable.
+    failed tries, waiting for a cool-off to end when no endpoint is usable. With `max_outstanding`,
+    an endpoint holds at most that many requests in flight; the others wait for a free slot.
 
     Requests carry vLLM's extensions `return_token_ids` and `stream_interval`; for a server without
     them pass `return_token_ids=False, stream_interval=1`.
@@ -78,6 +81,7 @@ class OpenAIEngine:
         cooloff: float = 2.0,
         max_cooloff: float = 60.0,
         max_connections: int = 1024,
+        max_outstanding: int | None = None,
         return_token_ids: bool = True,
         stream_interval: int = 4,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -91,6 +95,11 @@ class OpenAIEngine:
         self.max_attempts = max_attempts
         self.cooloff = cooloff
         self.max_cooloff = max_cooloff
+        # Requests in flight per endpoint at most (None: no cap); the rest wait for a free slot.
+        if max_outstanding is not None and max_outstanding < 1:
+            raise ValueError(f"max_outstanding must be >= 1, got {max_outstanding}")
+        self.max_outstanding = max_outstanding if max_outstanding is not None else float("inf")
+        self._freed = asyncio.Event()
         # vLLM extension: exact token counts even when we cut the stream before its usage chunk.
         self.return_token_ids = return_token_ids
         # vLLM extension: tokens per streamed event. Fewer events cost the server and this client less
@@ -124,15 +133,24 @@ class OpenAIEngine:
         await self.aclose()
 
     async def complete(self, prompt: str, params: Sampling, *, until: Until | None = None) -> Completion:
+        return await self._routed(lambda endpoint: self._stream(endpoint, prompt, params, until))
+
+    async def prompt_logprobs(self, ids: list[int]) -> list[float]:
+        """The log-probability of each token of `ids` after the ones before it (the first has none, so
+        the list is one shorter than `ids`): vLLM's `prompt_logprobs`, one forward pass on the server."""
+        return await self._routed(lambda endpoint: self._score(endpoint, ids))
+
+    async def _routed(self, request: Callable[[_Endpoint], Awaitable[T]]) -> T:
+        """Run `request` on the least busy usable endpoint with room, failing over to the others."""
         failures = 0
         while True:
             endpoint = self._pick()
             if endpoint is None:
-                await asyncio.sleep(max(0.0, min(e.retry_at for e in self._endpoints) - time.monotonic()))
+                await self._wait_for_endpoint()
                 continue
             endpoint.outstanding += 1
             try:
-                completion = await self._stream(endpoint, prompt, params, until)
+                result = await request(endpoint)
             except _EndpointFailed as e:
                 self._mark_down(endpoint, str(e))
                 failures += 1
@@ -141,8 +159,19 @@ class OpenAIEngine:
                 continue
             finally:
                 endpoint.outstanding -= 1
+                self._freed.set()
             endpoint.failures = 0
-            return completion
+            return result
+
+    async def _wait_for_endpoint(self) -> None:
+        """Until a cool-off ends or a request finishes somewhere (which may free a capped endpoint)."""
+        cooling = [e.retry_at for e in self._endpoints if e.failures and e.retry_at > time.monotonic()]
+        self._freed.clear()
+        timeout = max(0.0, min(cooling) - time.monotonic()) if cooling else None
+        try:
+            await asyncio.wait_for(self._freed.wait(), timeout)
+        except TimeoutError:
+            pass
 
     def _pick(self) -> _Endpoint | None:
         now = time.monotonic()
@@ -150,7 +179,7 @@ class OpenAIEngine:
         # Rotate the scan start so ties spread over replicas.
         self._turn = (self._turn + 1) % n
         order = self._endpoints[self._turn :] + self._endpoints[: self._turn]
-        usable = [e for e in order if e.usable(now)]
+        usable = [e for e in order if e.usable(now) and e.outstanding < self.max_outstanding]
         return min(usable, key=lambda e: e.outstanding) if usable else None
 
     def _mark_down(self, endpoint: _Endpoint, error: str) -> None:
@@ -256,6 +285,25 @@ class OpenAIEngine:
         if finish is None:
             raise _EndpointFailed("stream ended without a finish reason")
         return Completion(text, usage_tokens or n_ids or n_events, finish, endpoint.url)
+
+    async def _score(self, endpoint: _Endpoint, ids: list[int]) -> list[float]:
+        body = {
+            "model": await self._model(endpoint),
+            "prompt": ids,
+            "max_tokens": 1,  # vLLM refuses 0; one token is the least it generates
+            "temperature": 0.0,
+            "prompt_logprobs": 0,  # only the prompt's own token at each position
+        }
+        try:
+            response = await self._client.post(endpoint.url + "/v1/completions", json=body)
+        except httpx.TransportError as e:
+            raise _EndpointFailed(_describe(e)) from e
+        if response.status_code >= 400:
+            await _raise_for_status(response)
+        scored = response.json()["choices"][0].get("prompt_logprobs")
+        if not scored or len(scored) != len(ids):
+            raise RequestRejected(f"{endpoint.url} returned no prompt_logprobs for {len(ids)} tokens")
+        return [position[str(token)]["logprob"] for token, position in zip(ids[1:], scored[1:], strict=True)]
 
 
 async def _raise_for_status(response: httpx.Response) -> None:

@@ -3,8 +3,8 @@ student, and the TF-IDF vectors the plots need."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -19,6 +19,9 @@ from tessy.quality.traces import ok_traces
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+
+# Scores the ok traces of a frame under the student: (subject_id=trace_id, metric="student_nll", value).
+NllScorer = Callable[[pl.DataFrame, Steps], pl.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ def measure_traces(
     run_id: str,
     tokenizer: PreTrainedTokenizerBase,
     *,
-    student_model_dir: str | Path | None = None,
+    student_nll: NllScorer | None = None,
     run_code: bool = True,
     workers: int = 2,
     timeout_s: float = 5.0,
@@ -53,7 +56,7 @@ def measure_traces(
     report: Report | None = None,
 ) -> QAResult:
     """QA of a trace frame. `tokenizer` is the student's (transformers, fast); the student NLL is
-    scored only when `student_model_dir` is given. Code runs only in a sandbox, unless `allow_unsafe`.
+    scored only when a `student_nll` scorer is given. Code runs only in a sandbox, unless `allow_unsafe`.
     `measured`: per-trace metrics known from earlier runs with the same settings; only the other
     traces are measured, while similarity and per-method metrics cover the whole frame.
     `report` gets a progress line every half minute."""
@@ -77,11 +80,9 @@ def measure_traces(
                 allow_unsafe=allow_unsafe,
             )
         )
-        if student_model_dir is not None and new.height:
-            from tessy.quality.nll import student_nll  # torch and the model load only when asked for
-
-            steps.begin("loading the student for its NLL")
-            per_trace = pl.concat([per_trace, student_nll(new, student_model_dir, steps=steps)])
+        if student_nll is not None and new.height:
+            steps.begin("student NLL")
+            per_trace = pl.concat([per_trace, student_nll(new, steps)])
         steps.begin("TF-IDF similarity")
         tfidf = tfidf_vectors(frame, tokenizer) if ok_traces(frame).height else None
         steps.begin("done")

