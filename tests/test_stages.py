@@ -7,6 +7,7 @@ from random import Random
 
 import polars as pl
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from tessy.cli import app
@@ -371,3 +372,39 @@ def test_releases_are_gated_on_teacher_only_and_keep_only_solved_traces(tmp_path
     with open_warehouse(cfg.warehouse) as wh:
         manifest = json.loads(wh.scalar("SELECT manifest_json FROM releases WHERE name = 'solved'"))
     assert manifest["dropped"] == kept.dropped
+
+
+def test_qa_scores_the_nll_on_the_students_servers_when_they_run(tmp_path, tiny_models):
+    def cfg(nll_engine: str, engine: str = "vllm"):
+        student = {"path": str(tiny_models["student"]), "engine": engine, "endpoints": ["http://s:8000"]}
+        path = pipeline_config(tmp_path, tiny_models, qa={"nll_engine": nll_engine})
+        config = yaml.safe_load(path.read_text())
+        config["models"]["student"] = student
+        path.write_text(yaml.safe_dump(config))
+        return load_config(path)
+
+    running = {"student": ["http://s:8000"], "teacher": ["http://t:8000"]}
+    assert qa_stage.nll_on_server(cfg("auto"), running)  # a parent flow's servers
+    assert not qa_stage.nll_on_server(cfg("auto"), None)  # none running: transformers
+    assert not qa_stage.nll_on_server(cfg("auto"), {"teacher": ["http://t:8000"]})
+    assert qa_stage.nll_on_server(cfg("auto", engine="openai"), None)  # configured endpoints
+    assert qa_stage.nll_on_server(cfg("server"), None)  # started for QA
+    assert not qa_stage.nll_on_server(cfg("hf"), running)
+    with pytest.raises(ValueError, match="no server"):
+        qa_stage.nll_on_server(cfg("server", engine="hf"), None)
+
+
+def test_the_warehouse_plans_with_the_trace_ids_this_process_computes(tmp_path, tiny_models):
+    from tessy.hashing import sha256_text
+    from tessy.stages import synthesize as synthesize_stage
+    from tessy.synthesis.identity import trace_id, trace_id_template
+
+    cfg = ingested(tmp_path, tiny_models)
+    prefix, suffix = trace_id_template(cfg, "tessy", ["p-teacher", "p-student"])
+    assert sha256_text(prefix + "ab12" + suffix) == trace_id(cfg, "ab12", "tessy", ["p-student", "p-teacher"])
+    work = synthesize_stage.plan(cfg, ["teacher-only", "student-only"], limit=3)
+    assert [j.method for j in work.jobs] == ["teacher-only", "student-only"] * 3
+    assert [j.trace_id for j in work.jobs] == [trace_id(cfg, j.question_id, j.method, []) for j in work.jobs]
+    questions = [j.question_id for j in work.jobs[::2]]
+    assert questions == sorted(questions) and len(set(questions)) == 3
+    assert len(synthesize_stage.plan(cfg, ["teacher-only"]).jobs) == 8  # every contest question

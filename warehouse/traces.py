@@ -26,15 +26,47 @@ def questions_to_synthesize(
     )
 
 
-def not_done(wh: Warehouse, candidates: pl.DataFrame, retry_failed: int) -> pl.DataFrame:
-    """The `candidates` (a frame with a `trace_id` and a `position` column) with no finished trace,
-    in `position` order; a failed trace counts as not done on up to `retry_failed` later nights. An
-    anti-join in DuckDB: the history of traces never comes into memory."""
-    with registered(wh.con, "_candidates", candidates.to_arrow()):
+def jobs_to_synthesize(
+    wh: Warehouse,
+    filter_name: str,
+    filter_version: str,
+    recipes: list[tuple[str, str, str]],
+    retry_failed: int,
+    limit: int | None = None,
+) -> pl.DataFrame:
+    """(trace_id, question_id, question, method) for each contest question and method with no
+    finished trace, question by question in id order, methods as listed; a failed trace counts as not
+    done on up to `retry_failed` later nights; at most `limit` questions. `recipes`: per method,
+    (method, prefix, suffix) with trace_id = sha256(prefix || question_id || suffix). All in DuckDB:
+    neither the history of traces nor the questions already done come into memory."""
+    recipe = pa.table(
+        {
+            "method": [r[0] for r in recipes],
+            "prefix": [r[1] for r in recipes],
+            "suffix": [r[2] for r in recipes],
+            "method_order": list(range(len(recipes))),
+        }
+    )
+    limit_clause = f"LIMIT {int(limit)}" if limit is not None else ""
+    with registered(wh.con, "_recipes", recipe):
         return wh.frame(
-            "SELECT c.* FROM _candidates c ANTI JOIN (SELECT trace_id FROM traces WHERE status = 'ok'"
-            " OR nights > ?) t USING (trace_id) ORDER BY c.position",
-            [retry_failed],
+            f"""
+            WITH candidates AS (
+                SELECT l.question_id, r.method, r.method_order,
+                       sha256(r.prefix || l.question_id || r.suffix) AS trace_id
+                FROM question_labels l CROSS JOIN _recipes r
+                WHERE l.filter = ? AND l.filter_version = ? AND l.is_contest
+            ), todo AS (
+                SELECT c.* FROM candidates c
+                ANTI JOIN (SELECT trace_id FROM traces WHERE status = 'ok' OR nights > ?) t USING (trace_id)
+            ), first AS (
+                SELECT DISTINCT question_id FROM todo ORDER BY question_id {limit_clause}
+            )
+            SELECT t.trace_id, t.question_id, q.text AS question, t.method
+            FROM todo t JOIN first USING (question_id) JOIN questions q USING (question_id)
+            ORDER BY t.question_id, t.method_order
+            """,
+            [filter_name, filter_version, retry_failed],
         )
 
 

@@ -1,7 +1,8 @@
 """Synthesize: TESSY and baseline traces for the contest questions that have none for this config.
 
 Reads: the contest questions the filter selected (`questions` x `question_labels`), `traces` (what is
-done already: an anti-join), and for TESSY the latest predictor of each role (`predictors`).
+done already: an anti-join on trace ids the warehouse computes), and for TESSY the latest predictor
+of each role (`predictors`).
 Writes: Parquet shards under `workdir/shards/` (one writer per part; a rerun skips what its shards
 hold), then `traces` and `spans` from them (loaded shards go to `shards/loaded/`, recorded in
 `shard_ledger`). A failed trace is planned again on up to `synthesis.retry_failed` later nights.
@@ -17,19 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from tessy.config import PipelineConfig
 from tessy.errors import StageNotReady
 from tessy.filtering.judges import filter_identity
 from tessy.progress import Report
 from tessy.runtime import ROLES, Endpoints, model_endpoints, synthesizer_from_config
-from tessy.synthesis.identity import trace_id
+from tessy.synthesis.identity import trace_id_template
 from tessy.synthesis.scheduler import Job, RunStats, run_jobs
 from tessy.synthesis.shards import ShardWriter
 from warehouse.db import open_warehouse
 from warehouse.predictors import PredictorRef, latest_predictors
-from warehouse.traces import load_shards, not_done, questions_to_synthesize, run_summary
+from warehouse.traces import jobs_to_synthesize, load_shards, run_summary
 
 
 @dataclass
@@ -48,30 +47,18 @@ def shard_dir(cfg: PipelineConfig) -> Path:
 
 def plan(cfg: PipelineConfig, methods: list[str], limit: int | None = None) -> Plan:
     """One job per (contest question, method) with no finished trace for this config, question by
-    question in id order, methods as listed; at most `limit` questions."""
+    question in id order, methods as listed; at most `limit` questions. The warehouse finds them:
+    only the new work comes into memory."""
     with open_warehouse(cfg.warehouse) as wh:
         predictors = _predictors(latest_predictors(wh), methods)
-        questions = questions_to_synthesize(wh, *filter_identity(cfg))
         ids = [ref.predictor_id for ref in predictors.values()]
-        candidates = pl.DataFrame(
-            [
-                (trace_id(cfg, qid, method, ids), qid, text, method, rank)
-                for rank, (qid, text) in enumerate(questions.iter_rows())
-                for method in methods
-            ],
-            schema={
-                "trace_id": pl.String,
-                "question_id": pl.String,
-                "question": pl.String,
-                "method": pl.String,
-                "rank": pl.Int64,
-            },
-            orient="row",
-        ).with_row_index("position")
-        todo = not_done(wh, candidates, cfg.synthesis.retry_failed)
-    if limit is not None:
-        first = todo["rank"].unique(maintain_order=True).head(limit)
-        todo = todo.filter(pl.col("rank").is_in(first.implode()))
+        todo = jobs_to_synthesize(
+            wh,
+            *filter_identity(cfg),
+            [(method, *trace_id_template(cfg, method, ids)) for method in methods],
+            cfg.synthesis.retry_failed,
+            limit,
+        )
     jobs = [
         Job(r["trace_id"], r["question_id"], r["question"], r["method"]) for r in todo.iter_rows(named=True)
     ]
