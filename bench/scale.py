@@ -1,0 +1,223 @@
+"""The cost of a night as history grows. A warehouse is pre-filled with N stored traces (made directly
+in it with SQL, no servers: questions, contest labels, one finished student-only trace each, under
+the ids synthesis gives them), then one night adds 1,000 new questions and runs the pipeline's own
+steps on them: plan (which jobs are new), load (1,000 traces from shards) and QA without code or
+NLL (token counts, similarity, per-method metrics and the report). Each history size runs in its own
+process, so the peak RSS printed is that night's, fill included.
+
+Target: the 1M-trace night takes at most 1.5x the 1k-trace night, with peak RSS under 2 GiB.
+
+    python bench/scale.py [--sizes 1k,100k,1m] [--json]
+
+`--json`: the last line is one object, {"night_s": {"1k": x, ...}, "steps_s": {"1k": {"plan": ..,
+"load": .., "qa": ..}, ...}, "night_1m_vs_1k": z/x, "peak_rss_mib": m} (the ratio is the largest
+size's night over the smallest's when 1k or 1m is not among the sizes).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from tessy.config import PipelineConfig, load_config
+from tessy.filtering.judges import filter_identity
+from tessy.stages import qa as qa_stage
+from tessy.stages import synthesize as synthesize_stage
+from tessy.synthesis.identity import trace_id_template
+from tessy.synthesis.records import Span, Trace
+from tessy.synthesis.shards import ShardWriter
+from warehouse.db import open_warehouse
+
+WORK = Path(".tessy/bench/scale")
+NEW = 1_000  # traces a night adds
+METHOD = "student-only"
+SIZES = {"1k": 1_000, "100k": 100_000, "1m": 1_000_000}
+
+# A response of a few hundred characters that differs per trace (its number `i`), as a microworld one.
+RESPONSE = (
+    "'<think>\n' || repeat('Let me count the values of list ' || (i % 97) || ' and keep the largest. ', 6)"
+    " || '\n</think>\n\n```python\nprint(max(' || i || ', 0))\n```'"
+)
+
+
+def bench_config(work: Path, models: Path) -> PipelineConfig:
+    config = {
+        "name": "scale",
+        "warehouse": str(work / "warehouse.duckdb"),
+        "workdir": str(work / "work"),
+        "models": {
+            "student": {"path": str(models / "student"), "family": "qwen3", "engine": "hf"},
+            "teacher": {"path": str(models / "teacher"), "family": "gpt-oss", "engine": "hf"},
+        },
+        "filter": {"judge": "heuristic"},
+        "synthesis": {"methods": [METHOD]},
+        "qa": {"run_code": False, "student_nll": False},
+    }
+    path = work / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return load_config(path)
+
+
+def fill(cfg: PipelineConfig, history: int) -> None:
+    """`history` + NEW contest questions, and a finished trace for each of the first `history`."""
+    name, version = filter_identity(cfg)
+    prefix, suffix = trace_id_template(cfg, METHOD, [])
+    with open_warehouse(cfg.warehouse) as wh:
+        con = wh.con
+        con.execute(
+            """
+            INSERT INTO questions (question_id, text, source, domain, first_run_id)
+            SELECT sha256('question ' || i), 'Read n numbers and print the largest. Case ' || i || '.',
+                   'scale', 'code', 'fill'
+            FROM range(?) t(i)
+            """,
+            [history + NEW],
+        )
+        con.execute(
+            "INSERT INTO question_labels (question_id, filter, filter_version, is_contest, run_id)"
+            " SELECT question_id, ?, ?, true, 'fill' FROM questions",
+            [name, version],
+        )
+        # The history is the questions that sort first, so the night's new ones are the rest.
+        con.execute(
+            f"""
+            INSERT INTO traces
+            SELECT sha256(? || question_id || ?), question_id, 'fill', ?, 'student', 'teacher', '',
+                   {RESPONSE}, 'print(0)', 120, 0, 120, 0, 0, 'ok', NULL, 1, 1, 120, 0
+            FROM (SELECT question_id, row_number() OVER (ORDER BY question_id) AS i FROM questions)
+            WHERE i <= ?
+            """,
+            [prefix, suffix, METHOD, history],
+        )
+
+
+def night_shards(cfg: PipelineConfig, jobs: list) -> None:
+    """The night's traces as synthesis writes them: Parquet shards under the workdir."""
+    writer = ShardWriter(synthesize_stage.shard_dir(cfg), cfg.synthesis.shard_size)
+    for n, job in enumerate(jobs):
+        thinking = f"Let me count the values of list {n % 97} and keep the largest. " * 6
+        answer = f"```python\nprint(max({n}, 0))\n```"
+        writer.add(
+            Trace(
+                trace_id=job.trace_id,
+                question_id=job.question_id,
+                method=job.method,
+                student_model="student",
+                teacher_model="teacher",
+                predictor_ids="",
+                text=f"<think>\n{thinking}\n</think>\n\n{answer}",
+                answer=answer,
+                spans=[Span("student", thinking, 100), Span("student", answer, 20)],
+                n_tokens=120,
+                n_tokens_teacher=0,
+                n_tokens_student=120,
+                n_switches=0,
+                n_wasted_tokens=0,
+                n_generated_tokens=120,
+                n_failed_tokens=0,
+                status="ok",
+                error=None,
+                attempts=1,
+            )
+        )
+    writer.flush()
+
+
+def one_night(label: str, history: int, models: str) -> dict[str, Any]:
+    """Fill a fresh warehouse with `history` traces, then time one night's plan, load and QA."""
+    work = WORK / label
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    cfg = bench_config(work, Path(models))
+    started = time.perf_counter()
+    fill(cfg, history)
+    filled = time.perf_counter() - started
+    steps: dict[str, float] = {}
+    started = time.perf_counter()
+    work_plan = synthesize_stage.plan(cfg, [METHOD])
+    steps["plan"] = time.perf_counter() - started
+    if len(work_plan.jobs) != NEW:
+        raise RuntimeError(f"planned {len(work_plan.jobs)} jobs, expected the {NEW} new questions")
+    night_shards(cfg, work_plan.jobs)
+    started = time.perf_counter()
+    loaded = synthesize_stage.load(cfg, "night")
+    steps["load"] = time.perf_counter() - started
+    if loaded["traces"] != NEW:
+        raise RuntimeError(f"loaded {loaded['traces']} traces, expected {NEW}")
+    started = time.perf_counter()
+    qa = qa_stage.run(cfg, "qa-night")
+    steps["qa"] = time.perf_counter() - started
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    shutil.rmtree(work, ignore_errors=True)
+    return {
+        "fill_s": filled,
+        "steps": steps,
+        "night_s": sum(steps.values()),
+        "qa_traces": qa.n_traces,
+        "rss_mib": rss_mib,
+    }
+
+
+def main(
+    sizes: Annotated[str, typer.Option(help="stored traces before the night: 1k, 100k, 1m")] = "1k,100k,1m",
+    models: Annotated[Path, typer.Option(help="dir with the microworld student and teacher")] = Path(
+        ".tessy/models"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="last line: one JSON object")] = False,
+) -> None:
+    labels = [s.strip().lower() for s in sizes.split(",")]
+    unknown = [s for s in labels if s not in SIZES]
+    if unknown:
+        raise typer.BadParameter(f"unknown sizes {unknown}; choose from {list(SIZES)}")
+    results = {}
+    for label in labels:
+        # A fresh process per size: its peak RSS is that night's alone.
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+            results[label] = pool.submit(one_night, label, SIZES[label], str(models)).result()
+    table = Table(title=f"a night that adds {NEW:,} traces, by traces stored before it")
+    for column in ("stored", "fill s", "plan s", "load s", "QA s", "night s", "QA read", "peak RSS MiB"):
+        table.add_column(column, justify="right")
+    for label, r in results.items():
+        s = r["steps"]
+        table.add_row(
+            label,
+            f"{r['fill_s']:.1f}",
+            f"{s['plan']:.2f}",
+            f"{s['load']:.2f}",
+            f"{s['qa']:.2f}",
+            f"{r['night_s']:.2f}",
+            f"{r['qa_traces']:,}",
+            f"{r['rss_mib']:.0f}",
+        )
+    console = Console()
+    console.print(table)
+    first, last = results[labels[0]], results[labels[-1]]
+    ratio = last["night_s"] / first["night_s"]
+    peak = max(r["rss_mib"] for r in results.values())
+    console.print(f"night {labels[-1]} / {labels[0]}: {ratio:.2f}x (target <= 1.5x); peak RSS {peak:.0f} MiB")
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "night_s": {k: r["night_s"] for k, r in results.items()},
+                    "steps_s": {k: r["steps"] for k, r in results.items()},
+                    "night_1m_vs_1k": ratio,
+                    "peak_rss_mib": peak,
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    typer.run(main)
