@@ -5,7 +5,7 @@ from tessy.errors import ConfigError
 from tests.conftest import REPO
 
 
-@pytest.mark.parametrize("name", ["demo", "production"])
+@pytest.mark.parametrize("name", ["demo", "production", "cluster"])
 def test_shipped_configs_load(name):
     cfg = load_config(REPO / f"configs/{name}.yaml")
     assert cfg.sources and cfg.model("student").family == "qwen3" and cfg.model("teacher").family == "gpt-oss"
