@@ -5,6 +5,7 @@ import base64
 import json
 import re
 
+import duckdb
 import matplotlib.image
 import polars as pl
 import pytest
@@ -18,7 +19,7 @@ from tessy.quality.metrics import method_metrics, repetition_rate, trace_metrics
 from tessy.quality.nll import _fit, student_nll
 from tessy.quality.plots import write_plots
 from tessy.quality.report import markdown_report, summary_table
-from tessy.quality.similarity import similarity_to_reference, tfidf_vectors
+from tessy.quality.similarity import similarity_per_trace, tfidf_vectors
 from tessy.quality.traces import thinking_of
 from tessy.templates import QWEN3
 
@@ -145,8 +146,24 @@ def student_dir(tmp_path_factory, tokenizer, frame):
 @pytest.fixture(scope="module")
 def qa(frame, tokenizer, student_dir):
     return measure_traces(
-        frame, "run-1", tokenizer, student_nll=lambda f, steps: student_nll(f, student_dir, steps=steps)
+        frame, tokenizer, student_nll=lambda f, steps: student_nll(f, student_dir, steps=steps)
     )
+
+
+def _per_method(frame: pl.DataFrame, per_trace: pl.DataFrame, run_id: str) -> pl.DataFrame:
+    """`method_metrics` in DuckDB over a frame, as the warehouse runs it over its tables."""
+    for column in ("n_generated_tokens", "n_failed_tokens"):
+        if column not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(column))
+    con = duckdb.connect()
+    con.register("traces", frame.to_arrow())
+    con.register("per_trace", per_trace.to_arrow())
+    return method_metrics(con, run_id, traces="traces", per_trace="per_trace")
+
+
+@pytest.fixture(scope="module")
+def per_method(qa, frame):
+    return _per_method(frame, qa.per_trace, "run-1")
 
 
 def _value(long: pl.DataFrame, subject: str, metric: str) -> float:
@@ -193,15 +210,22 @@ def test_bad_test_cases_name_the_question(frame):
         trace_metrics(broken, run_code=False)
 
 
-def test_similarity_to_student(qa, frame, tokenizer):
-    sim = qa.similarity
+def test_similarity_to_student(qa, per_method, frame, tokenizer):
+    per_trace = qa.per_trace.filter(metric="similarity_to_student")
+    assert per_trace.height == 6  # tessy and teacher-only, each ok one; student-only has no other
+    sim = {
+        m: _value(per_method, f"run-1/{m}", "similarity_to_student_mean") for m in ("tessy", "teacher-only")
+    }
     assert sim["teacher-only"] < sim["tessy"] < 1.0
-    assert "student-only" not in sim  # one student response per question: nothing to compare it with
+    assert per_method.filter(subject_id="run-1/student-only", metric="similarity_to_student_mean").height == 0
     student = frame.filter(pl.col("method") == "student-only")
     copies = student.with_columns(method=pl.lit("tessy"), trace_id=pl.col("trace_id") + ":copy")
     vectors = tfidf_vectors(pl.concat([student, copies]), tokenizer)
     assert vectors.matrix.shape[0] == 6
-    assert similarity_to_reference(vectors)["tessy"] == pytest.approx(1.0)
+    copied = similarity_per_trace(vectors, set(copies["trace_id"]))
+    assert copied.height == 3 and copied["value"].to_list() == pytest.approx([1.0] * 3)
+    # The copies are TESSY's: a student-only trace still has no other student-only response.
+    assert similarity_per_trace(vectors, set(student["trace_id"])).height == 0
 
 
 def test_student_nll_prefers_the_students_own_text(qa):
@@ -234,8 +258,8 @@ def test_fit_keeps_the_thinking_start_and_the_prompt_end():
     assert _fit(list(range(10)), [20, 21, 22, 23, 24, 25, 26], 8) == ([6, 7, 8, 9, 20, 21, 22, 23], 4)
 
 
-def test_method_metrics(qa):
-    m = qa.per_method
+def test_method_metrics(qa, per_method, frame):
+    m = per_method
     assert _value(m, "run-1/tessy", "n_samples") == 4
     assert _value(m, "run-1/tessy", "n_failed") == 1
     assert _value(m, "run-1/tessy", "failure_rate") == 0.25
@@ -243,16 +267,19 @@ def test_method_metrics(qa):
     assert _value(m, "run-1/student-only", "pass_rate_mean") == 1.0
     assert _value(m, "run-1/teacher-only", "pass_rate_mean") == 0.0
     assert _value(m, "run-1/student-only", "student_share_mean") == 1.0
-    assert _value(m, "run-1/tessy", "similarity_to_student") == qa.similarity["tessy"]
+    similarity = qa.per_trace.filter(metric="similarity_to_student")
+    tessy = similarity.filter(pl.col("subject_id").str.starts_with("tessy:"))
+    assert _value(m, "run-1/tessy", "similarity_to_student_mean") == pytest.approx(tessy["value"].mean())
     p10, p50, p90 = (_value(m, "run-1/teacher-only", f"n_tokens_p{q}") for q in (10, 50, 90))
     assert p10 <= p50 <= p90
-    assert qa.metrics.height == qa.per_trace.height + m.height
+    ok = frame.filter(method="teacher-only", status="ok")["n_tokens"].cast(pl.Float64)
+    assert p50 == pytest.approx(ok.quantile(0.5, "linear"))
 
 
 def test_method_metrics_without_similarity(frame):
     per_trace = trace_metrics(frame, run_code=False)
-    m = method_metrics(frame, per_trace, "r")
-    assert m.filter(pl.col("metric") == "similarity_to_student").height == 0
+    m = _per_method(frame, per_trace, "r")
+    assert m.filter(pl.col("metric") == "similarity_to_student_mean").height == 0
     assert m.filter(pl.col("metric") == "pass_rate_mean").height == 0
 
 
@@ -275,7 +302,7 @@ def test_generated_per_kept_counts_failed_attempts_and_traces(frame):
         .otherwise(0),
     )
     per_trace = trace_metrics(counted, run_code=False)
-    m = method_metrics(counted, per_trace, "r")
+    m = _per_method(counted, per_trace, "r")
     tessy = counted.filter(method="tessy")
     kept = tessy.filter(status="ok")["n_tokens"].sum()
     assert _value(m, "r/tessy", "generated_per_kept") == pytest.approx(
@@ -287,7 +314,7 @@ def test_generated_per_kept_counts_failed_attempts_and_traces(frame):
         .then(None)
         .otherwise("n_generated_tokens")
     )
-    m = method_metrics(uncounted, trace_metrics(uncounted, run_code=False), "r")
+    m = _per_method(uncounted, trace_metrics(uncounted, run_code=False), "r")
     assert m.filter(subject_id="r/teacher-only", metric="generated_per_kept").height == 0
     assert m.filter(metric="generated_per_kept").height == 2
 
@@ -343,12 +370,12 @@ def test_plots_are_valid_pngs(qa, frame, tmp_path):
         assert matplotlib.image.imread(path).shape[0] > 100
 
 
-def test_report(qa, frame, tmp_path):
-    summary = summary_table(qa.per_method, "run-1")
+def test_report(per_method, frame, tmp_path):
+    summary = summary_table(per_method, "run-1")
     assert [r["method"] for r in summary] == ["student-only", "teacher-only", "tessy"]
     tessy = summary[2]
     assert tessy["samples"] == 4 and tessy["failed"] == 1
-    assert tessy["similarity_to_student"] == qa.similarity["tessy"]
+    assert tessy["similarity_to_student"] == _value(per_method, "run-1/tessy", "similarity_to_student_mean")
     assert summary[0]["similarity_to_student"] is None
     plots = write_plots(frame, None, tmp_path / "plots")
     gate = validate_release(frame)

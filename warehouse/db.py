@@ -171,7 +171,7 @@ class Warehouse:
         ).to_dicts()
 
     # -- reads --------------------------------------------------------------------------------
-    def frame(self, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
+    def frame(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> pl.DataFrame:
         """Run a query and return a Polars frame."""
         return self.con.sql(sql, params=params).pl()
 
@@ -222,7 +222,10 @@ def _connect(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConne
         try:
             if read_only:
                 return duckdb.connect(str(path), read_only=True, config=LOCKED_DOWN)
-            return duckdb.connect(str(path))
+            con = duckdb.connect(str(path))
+            # Stages log to files and the Prefect UI, where a long query's terminal bar is noise.
+            con.execute("SET enable_progress_bar = false")
+            return con
         except duckdb.IOException as e:
             creating = "not a valid DuckDB database file" in str(e) and _being_created(path)
             if "Could not set lock" not in str(e) and not creating:

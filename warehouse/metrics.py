@@ -1,4 +1,5 @@
-"""QA metrics: the trace frame QA reads, the metrics it writes, and what earlier QA runs measured."""
+"""QA metrics: the traces QA reads (only those not measured yet), the metrics it writes, and the
+per-method summary of every trace's metrics."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 import polars as pl
 
 from tessy.config import PipelineConfig
+from tessy.quality.metrics import method_metrics
 from tessy.quality.report import summary_table
+from tessy.quality.traces import REFERENCE_METHOD
 from warehouse.db import Warehouse, registered
 
 
@@ -48,17 +51,70 @@ def latest_summary(wh: Warehouse) -> list[dict[str, Any]]:
     return summary_table(per_method, run_id)
 
 
-def measured_metrics(wh: Warehouse, key: str) -> pl.DataFrame:
-    """Per-trace metrics of earlier QA runs with the same settings (`qa_key`), the newest per metric."""
-    return wh.frame(
+def traces_to_measure(wh: Warehouse, cfg: PipelineConfig, key: str) -> tuple[pl.DataFrame, set[str]]:
+    """This config's traces with no per-trace metric under `key` (the QA settings), plus the finished
+    reference (student-only) traces of their questions, which the similarity compares them with, each
+    with its question and tests; and the ids among them that were measured before. A night reads only
+    its new traces, whatever the warehouse's history."""
+    frame = wh.frame(
         """
+        WITH config AS (
+            SELECT * FROM traces WHERE student_model = $student AND teacher_model = $teacher
+        ), measured AS (
+            SELECT DISTINCT m.subject_id AS trace_id FROM qa_metrics m JOIN qa_runs r USING (run_id)
+            WHERE r.qa_key = $key AND m.subject_id NOT LIKE '%/%'
+        ), new AS (
+            SELECT trace_id, question_id FROM config ANTI JOIN measured USING (trace_id)
+        ), wanted AS (
+            SELECT trace_id FROM new
+            UNION
+            SELECT trace_id FROM config WHERE method = $reference AND status = 'ok'
+                AND question_id IN (SELECT question_id FROM new)
+        )
+        SELECT t.*, q.text AS question, json_extract_string(q.metadata_json, '$.test_cases') AS test_cases,
+               t.trace_id IN (SELECT trace_id FROM measured) AS measured
+        FROM config t JOIN questions q USING (question_id) SEMI JOIN wanted USING (trace_id)
+        ORDER BY t.trace_id
+        """,
+        {
+            "student": cfg.model("student").name_on_server,
+            "teacher": cfg.model("teacher").name_on_server,
+            "key": key,
+            "reference": REFERENCE_METHOD,
+        },
+    )
+    measured = set(frame.filter(pl.col("measured"))["trace_id"])
+    return frame.drop("measured"), measured
+
+
+def count_traces(wh: Warehouse, cfg: PipelineConfig) -> int:
+    """How many traces this config's two models made, finished or not."""
+    return wh.scalar(
+        "SELECT count(*) FROM traces WHERE student_model = ? AND teacher_model = ?",
+        [cfg.model("student").name_on_server, cfg.model("teacher").name_on_server],
+    )
+
+
+def summarize_methods(wh: Warehouse, cfg: PipelineConfig, key: str, run_id: str) -> pl.DataFrame:
+    """Per-method metrics of this config's traces (subject "{run_id}/{method}"), from every trace's
+    newest per-trace metrics under `key`: summed up in DuckDB, none of the history in memory."""
+    traces = """(
+        SELECT trace_id, method, status, attempts, n_tokens, n_generated_tokens, n_failed_tokens,
+               n_wasted_tokens
+        FROM traces WHERE student_model = $student AND teacher_model = $teacher
+    )"""
+    per_trace = """(
         SELECT subject_id, metric, arg_max(value, m.run_id) AS value
         FROM qa_metrics m JOIN qa_runs r USING (run_id)
-        WHERE r.qa_key = ? AND m.subject_id NOT LIKE '%/%'
+        WHERE r.qa_key = $key AND m.subject_id NOT LIKE '%/%'
         GROUP BY subject_id, metric
-        """,
-        [key],
-    )
+    )"""
+    params = {
+        "student": cfg.model("student").name_on_server,
+        "teacher": cfg.model("teacher").name_on_server,
+        "key": key,
+    }
+    return method_metrics(wh.con, run_id, traces=traces, per_trace=per_trace, params=params)
 
 
 def record_qa_run(wh: Warehouse, run_id: str, key: str) -> None:

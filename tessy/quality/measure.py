@@ -1,9 +1,10 @@
-"""All QA metrics of a run in one call: per-trace and per-method metrics, output similarity to the
-student, and the TF-IDF vectors the plots need."""
+"""The per-trace QA metrics of a run in one call: token counts, share, repetition, code tests, the
+student NLL, output similarity to the student, and the TF-IDF vectors the plots need. Per-method
+metrics are summed up from the stored per-trace ones (`tessy.quality.metrics.method_metrics`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +12,9 @@ import polars as pl
 
 from tessy.hashing import config_hash
 from tessy.progress import Report, Steps, reporting
-from tessy.quality.metrics import LONG_SCHEMA, method_metrics, trace_metrics
-from tessy.quality.report import summary_table
+from tessy.quality.metrics import LONG_SCHEMA, trace_metrics
 from tessy.quality.sandbox import find_sandbox
-from tessy.quality.similarity import Tfidf, similarity_to_reference, tfidf_vectors
+from tessy.quality.similarity import Tfidf, similarity_per_trace, tfidf_vectors
 from tessy.quality.traces import ok_traces
 
 if TYPE_CHECKING:
@@ -27,23 +27,13 @@ NllScorer = Callable[[pl.DataFrame, Steps], pl.DataFrame]
 @dataclass(frozen=True)
 class QAResult:
     per_trace: pl.DataFrame  # (subject_id=trace_id, metric, value) of the traces this run measured
-    per_method: pl.DataFrame  # (subject_id="{run_id}/{method}", metric, value)
-    similarity: dict[str, float]  # method -> mean TF-IDF cosine to student-only on the same questions
-    tfidf: Tfidf | None  # None when no trace is ok
-    summary: list[dict[str, Any]]
+    tfidf: Tfidf | None  # of every ok trace of the frame; None when none is ok
     code_exec: str  # how (or whether) the answers' code ran, for the report
-    n_measured: int  # traces measured by this run; the others' per-trace metrics were given
-
-    @property
-    def metrics(self) -> pl.DataFrame:
-        """What this run measured, both levels in one long frame, as the warehouse's qa_metrics stores
-        them (per-trace metrics that were given are stored already)."""
-        return pl.concat([self.per_trace, self.per_method])
+    n_measured: int  # traces measured by this run; the frame's others were measured before
 
 
 def measure_traces(
     frame: pl.DataFrame,
-    run_id: str,
     tokenizer: PreTrainedTokenizerBase,
     *,
     student_nll: NllScorer | None = None,
@@ -52,44 +42,42 @@ def measure_traces(
     timeout_s: float = 5.0,
     memory_mb: int = 512,
     allow_unsafe: bool = False,
-    measured: pl.DataFrame | None = None,
+    measured: Collection[str] = (),
     report: Report | None = None,
 ) -> QAResult:
-    """QA of a trace frame. `tokenizer` is the student's (transformers, fast); the student NLL is
-    scored only when a `student_nll` scorer is given. Code runs only in a sandbox, unless `allow_unsafe`.
-    `measured`: per-trace metrics known from earlier runs with the same settings; only the other
-    traces are measured, while similarity and per-method metrics cover the whole frame.
-    `report` gets a progress line every half minute."""
+    """QA of the traces of `frame` not in `measured` (ids measured before with the same settings; they
+    are in the frame as references for the similarity: the student-only responses to the same
+    questions). `tokenizer` is the student's (transformers, fast); the student NLL is scored only when
+    a `student_nll` scorer is given. Code runs only in a sandbox, unless `allow_unsafe`. `report` gets
+    a progress line every half minute."""
     run_code, code_exec = code_exec_mode(run_code, allow_unsafe)
-    known = measured if measured is not None else pl.DataFrame(schema=LONG_SCHEMA)
-    known = known.filter(pl.col("subject_id").is_in(frame["trace_id"].implode()))
-    new = frame.filter(~pl.col("trace_id").is_in(known["subject_id"].unique().implode()))
-    steps = Steps(f"QA of {frame.height} traces ({new.height} new)")
+    new = frame.filter(~pl.col("trace_id").is_in(list(measured)))
+    steps = Steps(f"QA of {new.height} traces")
     with reporting(report, steps.line):
         steps.begin("trace metrics")
-        per_trace = (
-            pl.DataFrame(schema=LONG_SCHEMA)
-            if new.height == 0
-            else trace_metrics(
-                new,
-                run_code=run_code,
-                workers=workers,
-                timeout_s=timeout_s,
-                memory_mb=memory_mb,
-                steps=steps,
-                allow_unsafe=allow_unsafe,
+        parts = [pl.DataFrame(schema=LONG_SCHEMA)]
+        if new.height:
+            parts.append(
+                trace_metrics(
+                    new,
+                    run_code=run_code,
+                    workers=workers,
+                    timeout_s=timeout_s,
+                    memory_mb=memory_mb,
+                    steps=steps,
+                    allow_unsafe=allow_unsafe,
+                )
             )
-        )
         if student_nll is not None and new.height:
             steps.begin("student NLL")
-            per_trace = pl.concat([per_trace, student_nll(new, steps)])
+            parts.append(student_nll(new, steps))
         steps.begin("TF-IDF similarity")
         tfidf = tfidf_vectors(frame, tokenizer) if ok_traces(frame).height else None
+        if tfidf is not None:
+            parts.append(similarity_per_trace(tfidf, set(new["trace_id"])))
         steps.begin("done")
-    similarity = similarity_to_reference(tfidf) if tfidf is not None else {}
-    per_method = method_metrics(frame, pl.concat([known, per_trace]), run_id, similarity)
-    summary = summary_table(per_method, run_id)
-    return QAResult(per_trace, per_method, similarity, tfidf, summary, code_exec, new.height)
+    per_trace = pl.concat([p.cast(LONG_SCHEMA) for p in parts])
+    return QAResult(per_trace, tfidf, code_exec, new.height)
 
 
 def qa_key(settings: dict[str, Any], code_exec: str) -> str:

@@ -4,7 +4,9 @@ method of a run (subject = "{run_id}/{method}")."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import duckdb
 import polars as pl
 
 from tessy.progress import Steps
@@ -150,71 +152,53 @@ def trace_metrics(
     )
 
 
+METHOD_SQL = """
+WITH counts AS (
+    SELECT method,
+           count(*)::DOUBLE AS n_samples,
+           count(*) FILTER (WHERE status = 'ok')::DOUBLE AS n_ok,
+           count(*) FILTER (WHERE status <> 'ok')::DOUBLE AS n_failed,
+           avg((status <> 'ok')::DOUBLE) AS failure_rate,
+           avg(attempts::DOUBLE) AS attempts_mean,
+           {quantiles},
+           -- Traces made before the token accounting existed (null) are left out of both sums.
+           sum(n_generated_tokens)::DOUBLE / nullif(sum(CASE WHEN status = 'ok'
+               THEN n_generated_tokens - n_failed_tokens - n_wasted_tokens ELSE 0 END)
+               FILTER (WHERE n_generated_tokens IS NOT NULL), 0)::DOUBLE AS generated_per_kept
+    FROM {traces} GROUP BY method
+), means AS (
+    SELECT t.method, p.metric || '_mean' AS metric, avg(p.value)::DOUBLE AS value
+    FROM {per_trace} p JOIN {traces} t ON p.subject_id = t.trace_id
+    GROUP BY ALL
+)
+SELECT $prefix || method AS subject_id, metric, value
+FROM (UNPIVOT counts ON COLUMNS(* EXCLUDE (method)) INTO NAME metric VALUE value)
+UNION ALL
+SELECT $prefix || method, metric, value FROM means
+ORDER BY subject_id, metric
+"""
+
+
 def method_metrics(
-    frame: pl.DataFrame, per_trace: pl.DataFrame, run_id: str, similarity: dict[str, float] | None = None
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    *,
+    traces: str,
+    per_trace: str,
+    params: dict[str, Any] | None = None,
 ) -> pl.DataFrame:
-    """Per-method aggregates, subject "{run_id}/{method}": `{metric}_mean` of every per-trace metric,
-    n_samples / n_ok / n_failed / failure_rate / attempts_mean over all traces, n_tokens quantiles of
-    the ok traces, `similarity_to_student` where given, and, where the token accounting is known,
-    `generated_per_kept`: every token the models generated (failed attempts and traces included) per
-    token kept in a finished trace."""
-    require_columns(frame, ["trace_id", "method", "status", "attempts", "n_tokens"], "method metrics")
-    subject = (pl.lit(f"{run_id}/") + pl.col("method")).alias("subject_id")
-    counts = frame.group_by("method").agg(
-        n_samples=pl.len().cast(pl.Float64),
-        n_ok=(pl.col("status") == "ok").sum().cast(pl.Float64),
-        n_failed=(pl.col("status") != "ok").sum().cast(pl.Float64),
-        failure_rate=(pl.col("status") != "ok").mean(),
-        attempts_mean=pl.col("attempts").cast(pl.Float64).mean(),
+    """Per-method aggregates, subject "{run_id}/{method}", computed in DuckDB from two relations in
+    `con`, each a name (table, view, registered frame) or a parenthesized subquery whose named
+    parameters are in `params`, so a warehouse's whole history is summed up without coming into
+    memory. `traces`: trace_id, method, status, attempts, n_tokens, n_generated_tokens,
+    n_failed_tokens, n_wasted_tokens; `per_trace`: (subject_id=trace_id, metric, value).
+    Metrics: `{metric}_mean` of every per-trace metric, n_samples / n_ok / n_failed / failure_rate /
+    attempts_mean over all traces, n_tokens quantiles of the ok traces, and `generated_per_kept`:
+    every token the models generated (failed attempts and traces included) per token kept in a
+    finished trace, where the token accounting is known."""
+    quantiles = ",\n".join(
+        f"quantile_cont(n_tokens::DOUBLE, {q}) FILTER (WHERE status = 'ok') AS n_tokens_p{round(q * 100)}"
+        for q in QUANTILES
     )
-    if "n_generated_tokens" in frame.columns:
-        counts = counts.join(_generated_per_kept(frame), on="method", how="left")
-    quantiles = (
-        ok_traces(frame)
-        .group_by("method")
-        .agg(
-            pl.col("n_tokens").cast(pl.Float64).quantile(q, "linear").alias(f"n_tokens_p{round(q * 100)}")
-            for q in QUANTILES
-        )
-    )
-    means = (
-        per_trace.join(frame.select(pl.col("trace_id").alias("subject_id"), "method"), on="subject_id")
-        .group_by("method", "metric")
-        .agg(pl.col("value").mean())
-        .select(subject, pl.col("metric") + "_mean", "value")
-    )
-    wide = [
-        t.unpivot(index="method", variable_name="metric", value_name="value").select(
-            subject, "metric", "value"
-        )
-        for t in (counts, quantiles)
-    ]
-    sim = pl.DataFrame(
-        {"method": list((similarity or {}).keys()), "value": list((similarity or {}).values())},
-        schema={"method": pl.String, "value": pl.Float64},
-    ).select(subject, metric=pl.lit("similarity_to_student"), value="value")
-    return (
-        pl.concat([*wide, means, sim], how="vertical_relaxed")
-        .drop_nulls("value")
-        .cast(LONG_SCHEMA)
-        .sort("subject_id", "metric")
-    )
-
-
-def _generated_per_kept(frame: pl.DataFrame) -> pl.DataFrame:
-    """(method, generated_per_kept) over the traces whose tokens were counted (each author's own
-    tokenizer); a method with nothing kept gets null."""
-    counted = frame.filter(pl.col("n_generated_tokens").is_not_null())
-    kept = pl.col("n_generated_tokens") - pl.col("n_failed_tokens") - pl.col("n_wasted_tokens")
-    return (
-        counted.group_by("method")
-        .agg(
-            generated_per_kept=pl.col("n_generated_tokens").sum().cast(pl.Float64)
-            / pl.when(pl.col("status") == "ok").then(kept).otherwise(0).sum().cast(pl.Float64)
-        )
-        .with_columns(
-            pl.when(pl.col("generated_per_kept").is_finite())
-            .then("generated_per_kept")
-            .alias("generated_per_kept")
-        )
-    )
+    sql = METHOD_SQL.format(quantiles=quantiles, traces=traces, per_trace=per_trace)
+    return con.sql(sql, params={**(params or {}), "prefix": f"{run_id}/"}).pl().cast(LONG_SCHEMA)

@@ -19,7 +19,7 @@ COLUMNS = (
     ("failed", "n_failed"),
     ("pass_rate", "pass_rate_mean"),
     ("student_share", "student_share_mean"),
-    ("similarity_to_student", "similarity_to_student"),
+    ("similarity_to_student", "similarity_to_student_mean"),
     ("mean_tokens", "n_tokens_mean"),
     ("median_tokens", "n_tokens_p50"),
     ("student_nll", "student_nll_mean"),

@@ -1,8 +1,9 @@
 """The paper's output similarity: TF-IDF bag-of-words vectors over student-tokenizer tokens, and the
-mean cosine similarity between responses to the same question."""
+cosine similarity between responses to the same question (per trace; a method's is their mean)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -46,22 +47,29 @@ def tfidf_vectors(frame: pl.DataFrame, tokenizer: PreTrainedTokenizerBase) -> Tf
     )
 
 
-def similarity_to_reference(tfidf: Tfidf, reference: str = REFERENCE_METHOD) -> dict[str, float]:
-    """Mean cosine similarity of each method's responses to the reference method's responses to the same
-    question, over all such pairs. The reference itself is scored on pairs of distinct responses, and
-    is left out when no question has two; a method sharing no question with the reference is left out."""
+def similarity_per_trace(
+    tfidf: Tfidf, subjects: Collection[str] | None = None, reference: str = REFERENCE_METHOD
+) -> pl.DataFrame:
+    """Long frame (subject_id=trace_id, metric="similarity_to_student", value): each trace's mean cosine
+    similarity to the reference method's other responses to the same question, for the `subjects`
+    (default: every trace). A trace whose question has no other reference response gets no row, so the
+    reference itself is scored only where a question has two of its responses."""
     rows = pl.DataFrame(
-        {"row": range(len(tfidf.trace_ids)), "question_id": tfidf.question_ids, "method": tfidf.methods}
+        {
+            "row": range(len(tfidf.trace_ids)),
+            "subject_id": tfidf.trace_ids,
+            "question_id": tfidf.question_ids,
+            "method": tfidf.methods,
+        }
     )
-    refs = rows.filter(pl.col("method") == reference).group_by("question_id").agg(ref_rows=pl.col("row"))
-    pairs: dict[str, list[tuple[int, int]]] = {}
-    for method, row, ref_rows in (
-        rows.join(refs, on="question_id").select("method", "row", "ref_rows").iter_rows()
-    ):
-        pairs.setdefault(method, []).extend((row, r) for r in ref_rows if r != row)
-    return {method: _mean_cosine(tfidf.matrix, p) for method, p in sorted(pairs.items()) if p}
-
-
-def _mean_cosine(matrix: sparse.csr_matrix, pairs: list[tuple[int, int]]) -> float:
-    a, b = (np.fromiter(x, dtype=np.int64) for x in zip(*pairs, strict=True))
-    return float(np.asarray(matrix[a].multiply(matrix[b]).sum(axis=1)).mean())
+    targets = rows if subjects is None else rows.filter(pl.col("subject_id").is_in(list(subjects)))
+    refs = rows.filter(pl.col("method") == reference).select("question_id", ref="row")
+    pairs = targets.join(refs, on="question_id").filter(pl.col("row") != pl.col("ref"))
+    a, b = pairs["row"].to_numpy(), pairs["ref"].to_numpy()
+    cosine = np.asarray(tfidf.matrix[a].multiply(tfidf.matrix[b]).sum(axis=1)).ravel() if len(a) else []
+    return (
+        pairs.with_columns(value=pl.Series(cosine, dtype=pl.Float64))
+        .group_by("subject_id", maintain_order=True)
+        .agg(pl.col("value").mean())
+        .select("subject_id", metric=pl.lit("similarity_to_student"), value="value")
+    )

@@ -1,8 +1,9 @@
 """QA: measure this config's traces and report per method.
 
-Reads: the config's traces (`traces` x `questions`, with each question's tests), the per-trace
-metrics of earlier QA runs with the same settings (`qa_runs`), which are not measured again, and the
-newest evaluate run's summary (shown in the report with its plot).
+Reads: the config's traces that no QA run with the same settings (`qa_runs`) measured, with their
+questions and tests, and the student-only traces of those questions (the similarity's references);
+the per-method summary is summed up in the warehouse from every trace's stored metrics, so a night
+costs what its new traces cost. Also the newest evaluate run's summary (shown in the report).
 Writes: `qa_metrics` (per trace, and per method under `<run_id>/<method>`), `qa_runs`, and the
 report with its plots under `workdir/qa/<run_id>/`.
 Servers: the student's, for its NLL, when `qa.nll_engine` picks them (otherwise its weights are loaded
@@ -13,7 +14,7 @@ Raises: StageNotReady when the config has no traces yet.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,17 @@ from tessy.errors import StageNotReady
 from tessy.progress import Report, Steps
 from tessy.quality.measure import NllScorer, code_exec_mode, measure_traces, qa_key
 from tessy.quality.plots import write_plots
-from tessy.quality.report import markdown_report
+from tessy.quality.report import markdown_report, summary_table
 from tessy.runtime import Endpoints, load_model, model_endpoints
 from warehouse.db import open_warehouse, transaction
 from warehouse.evaluations import latest_evaluation
-from warehouse.metrics import measured_metrics, record_qa_run, save_metrics, trace_frame
+from warehouse.metrics import (
+    count_traces,
+    record_qa_run,
+    save_metrics,
+    summarize_methods,
+    traces_to_measure,
+)
 
 MIN_TRACES_FOR_PLOTS = 3  # the PCA plot needs at least three responses
 NLL_MAX_TOKENS = 4096  # prompt + thinking scored per trace, at most (the thinking keeps its start)
@@ -50,23 +57,20 @@ class QAOutcome:
 def run(
     cfg: PipelineConfig, run_id: str, report: Report | None = None, endpoints: Endpoints | None = None
 ) -> QAOutcome:
-    """Score the traces, store the metrics, write the report and plots. Similarity and per-method
-    metrics cover all traces; per-trace ones only those not measured before. The warehouse is held only
-    to read and to write. `endpoints`: servers a caller already runs (the student's score its NLL).
-    `report` gets a progress line every half minute."""
+    """Measure the traces no QA run measured with these settings, store their metrics, sum up every
+    trace's per method (in the warehouse), write the report and plots (of the traces this run read).
+    The warehouse is held only to read and to write. `endpoints`: servers a caller already runs (the
+    student's score its NLL). `report` gets a progress line every half minute."""
     q = cfg.qa
-    # Both NLL engines give the same values (to 1e-3 per token), so the choice does not void metrics.
-    key = qa_key(q.model_dump(exclude={"nll_engine"}), code_exec_mode(q.run_code, q.unsafe_exec)[1])
+    key = settings_key(cfg)
     with open_warehouse(cfg.warehouse) as wh:
-        frame = trace_frame(wh, cfg)
-        measured = measured_metrics(wh, key)
+        if count_traces(wh, cfg) == 0:
+            raise StageNotReady("no traces to check for this config: run synthesize first")
+        frame, measured = traces_to_measure(wh, cfg, key)
         evaluation = latest_evaluation(wh)
-    if frame.height == 0:
-        raise StageNotReady("no traces to check for this config: run synthesize first")
-    with nll_scorer(cfg, endpoints) as student_nll:
+    with nll_scorer(cfg, endpoints) if frame.height > len(measured) else nullcontext() as student_nll:
         result = measure_traces(
             frame,
-            run_id,
             load_model(cfg, "student").tokenizer,
             student_nll=student_nll,
             run_code=q.run_code,
@@ -77,6 +81,12 @@ def run(
             measured=measured,
             report=report,
         )
+    with open_warehouse(cfg.warehouse) as wh, transaction(wh.con):
+        n_metrics = save_metrics(wh, result.per_trace, run_id)
+        record_qa_run(wh, run_id, key)
+        per_method = summarize_methods(wh, cfg, key, run_id)
+        n_metrics += save_metrics(wh, per_method, run_id)
+    summary = summary_table(per_method, run_id)
     out = cfg.workdir / "qa" / run_id
     ok = frame.filter(pl.col("status") == "ok")
     plots = write_plots(frame, result.tfidf, out, evaluation) if ok.height >= MIN_TRACES_FOR_PLOTS else []
@@ -84,20 +94,21 @@ def run(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         markdown_report(
-            result.summary,
-            plots,
-            run_id=run_id,
-            relative_to=out,
-            notes=[result.code_exec],
-            evaluation=evaluation,
+            summary, plots, run_id=run_id, relative_to=out, notes=[result.code_exec], evaluation=evaluation
         )
     )
-    with open_warehouse(cfg.warehouse) as wh, transaction(wh.con):
-        n_metrics = save_metrics(wh, result.metrics, run_id)
-        record_qa_run(wh, run_id, key)
+    n_traces = sum(row["samples"] for row in summary)
     return QAOutcome(
-        result.summary, path, plots, frame.height, n_metrics, result.code_exec, result.n_measured, evaluation
+        summary, path, plots, n_traces, n_metrics, result.code_exec, result.n_measured, evaluation
     )
+
+
+def settings_key(cfg: PipelineConfig) -> str:
+    """What this config's per-trace QA metrics depend on (`qa_key`): a trace measured under the same
+    key is not measured again."""
+    q = cfg.qa
+    # Both NLL engines give the same values (to 1e-3 per token), so the choice does not void metrics.
+    return qa_key(q.model_dump(exclude={"nll_engine"}), code_exec_mode(q.run_code, q.unsafe_exec)[1])
 
 
 def nll_on_server(cfg: PipelineConfig, endpoints: Endpoints | None) -> bool:
