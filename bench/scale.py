@@ -3,8 +3,8 @@ in it with SQL, no servers: questions, contest labels, one finished student-only
 the ids synthesis gives them, and the per-trace metrics an earlier QA run stored for them), then one
 night adds 1,000 new questions and runs the pipeline's own steps on them: plan (which jobs are new),
 load (1,000 traces from shards) and QA without code or NLL (token counts, similarity, per-method
-metrics and the report). Each history size runs in its own process, so the peak RSS printed is that
-night's, fill included.
+metrics and the report). The fill and the night run in separate fresh processes, so the peak RSS
+printed is the night's alone, as a nightly run starts its own process.
 
 Target: the 1M-trace night takes at most 1.5x the 1k-trace night, with peak RSS under 2 GiB.
 
@@ -21,6 +21,7 @@ import json
 import resource
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -146,15 +147,20 @@ def night_shards(cfg: PipelineConfig, jobs: list) -> None:
     writer.flush()
 
 
-def one_night(label: str, history: int, models: str) -> dict[str, Any]:
-    """Fill a fresh warehouse with `history` traces, then time one night's plan, load and QA."""
+def filled(label: str, history: int, models: str) -> float:
+    """A fresh warehouse under WORK/label with `history` stored traces; returns the seconds it took."""
     work = WORK / label
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    cfg = bench_config(work, Path(models))
     started = time.perf_counter()
-    fill(cfg, history)
-    filled = time.perf_counter() - started
+    fill(bench_config(work, Path(models)), history)
+    return time.perf_counter() - started
+
+
+def one_night(label: str, models: str) -> dict[str, Any]:
+    """Time one night's plan, load and QA on the warehouse under WORK/label."""
+    work = WORK / label
+    cfg = bench_config(work, Path(models))
     steps: dict[str, float] = {}
     started = time.perf_counter()
     work_plan = synthesize_stage.plan(cfg, [METHOD])
@@ -170,15 +176,17 @@ def one_night(label: str, history: int, models: str) -> dict[str, Any]:
     started = time.perf_counter()
     qa = qa_stage.run(cfg, "qa-night")
     steps["qa"] = time.perf_counter() - started
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    shutil.rmtree(work, ignore_errors=True)
     return {
-        "fill_s": filled,
         "steps": steps,
         "night_s": sum(steps.values()),
         "qa_measured": qa.n_measured,
-        "rss_mib": rss_mib,
+        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+
+
+def in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def main(
@@ -194,9 +202,10 @@ def main(
         raise typer.BadParameter(f"unknown sizes {unknown}; choose from {list(SIZES)}")
     results = {}
     for label in labels:
-        # A fresh process per size: its peak RSS is that night's alone.
-        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-            results[label] = pool.submit(one_night, label, SIZES[label], str(models)).result()
+        # The fill and the night each in a fresh process, so the peak RSS is the night's alone.
+        fill_s = in_fresh_process(filled, label, SIZES[label], str(models))
+        results[label] = {"fill_s": fill_s, **in_fresh_process(one_night, label, str(models))}
+        shutil.rmtree(WORK / label, ignore_errors=True)
         print(f"{label}: {results[label]}", flush=True)
     table = Table(title=f"a night that adds {NEW:,} traces, by traces stored before it")
     for column in ("stored", "fill s", "plan s", "load s", "QA s", "night s", "QA measured", "peak RSS MiB"):
