@@ -3,6 +3,7 @@
 DuckDB allows one writer process at a time, and a writer excludes readers: flows and the CLI open it
 writable only for the short span of a load, readers (`tessy sql`, reports) open it read-only, and
 both wait their turn (`TESSY_DB_WAIT_S`) instead of failing when another process holds it.
+`TESSY_DB_MEMORY` (a DuckDB size, e.g. `1GB`) caps the memory a writable connection uses.
 """
 
 from __future__ import annotations
@@ -225,6 +226,10 @@ def _connect(path: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConne
             con = duckdb.connect(str(path))
             # Stages log to files and the Prefect UI, where a long query's terminal bar is noise.
             con.execute("SET enable_progress_bar = false")
+            if memory := os.environ.get("TESSY_DB_MEMORY"):
+                # DuckDB keeps what it reads cached up to its limit (80% of RAM by default) and spills
+                # past it: a cap bounds a night's memory whatever the history.
+                con.execute("SET memory_limit = ?", [memory])
             return con
         except duckdb.IOException as e:
             creating = "not a valid DuckDB database file" in str(e) and _being_created(path)

@@ -28,6 +28,24 @@ def trace_frame(wh: Warehouse, cfg: PipelineConfig, methods: list[str] | None = 
     return wh.frame(sql + " ORDER BY t.trace_id", params)
 
 
+def save_trace_metrics(wh: Warehouse, metrics: pl.DataFrame, run_id: str, key: str) -> int:
+    """Store a run's per-trace metrics, but none that a run with the same settings (`key`) stored
+    already (two QA runs at once measure the same new traces): the warehouse keeps one value per
+    trace, metric and settings. Returns the rows stored."""
+    rows = metrics.select("subject_id", "metric", pl.col("value").cast(pl.Float64))
+    with registered(wh.con, "_metrics", rows.to_arrow()):
+        return wh.con.execute(
+            """
+            INSERT INTO qa_metrics
+            SELECT n.subject_id, n.metric, n.value, $run_id FROM _metrics n
+            ANTI JOIN (
+                SELECT subject_id, metric FROM qa_metrics JOIN qa_runs USING (run_id) WHERE qa_key = $key
+            ) USING (subject_id, metric)
+            """,
+            {"run_id": run_id, "key": key},
+        ).fetchall()[0][0]
+
+
 def save_metrics(wh: Warehouse, metrics: pl.DataFrame, run_id: str) -> int:
     rows = metrics.select("subject_id", "metric", pl.col("value").cast(pl.Float64)).with_columns(
         run_id=pl.lit(run_id)
@@ -59,7 +77,9 @@ def traces_to_measure(wh: Warehouse, cfg: PipelineConfig, key: str) -> tuple[pl.
     frame = wh.frame(
         """
         WITH config AS (
-            SELECT * FROM traces WHERE student_model = $student AND teacher_model = $teacher
+            -- Ids only: a CTE read twice is materialized, and the history's texts must not be.
+            SELECT trace_id, question_id, method, status FROM traces
+            WHERE student_model = $student AND teacher_model = $teacher
         ), measured AS (
             SELECT DISTINCT m.subject_id AS trace_id FROM qa_metrics m JOIN qa_runs r USING (run_id)
             WHERE r.qa_key = $key AND m.subject_id NOT LIKE '%/%'
@@ -73,7 +93,7 @@ def traces_to_measure(wh: Warehouse, cfg: PipelineConfig, key: str) -> tuple[pl.
         )
         SELECT t.*, q.text AS question, json_extract_string(q.metadata_json, '$.test_cases') AS test_cases,
                t.trace_id IN (SELECT trace_id FROM measured) AS measured
-        FROM config t JOIN questions q USING (question_id) SEMI JOIN wanted USING (trace_id)
+        FROM (FROM traces SEMI JOIN wanted USING (trace_id)) t JOIN questions q USING (question_id)
         ORDER BY t.trace_id
         """,
         {
@@ -103,11 +123,10 @@ def summarize_methods(wh: Warehouse, cfg: PipelineConfig, key: str, run_id: str)
                n_wasted_tokens
         FROM traces WHERE student_model = $student AND teacher_model = $teacher
     )"""
+    # One value per trace and metric under a key (see `save_trace_metrics`): no newest to pick.
     per_trace = """(
-        SELECT subject_id, metric, arg_max(value, m.run_id) AS value
-        FROM qa_metrics m JOIN qa_runs r USING (run_id)
+        SELECT subject_id, metric, value FROM qa_metrics m JOIN qa_runs r USING (run_id)
         WHERE r.qa_key = $key AND m.subject_id NOT LIKE '%/%'
-        GROUP BY subject_id, metric
     )"""
     params = {
         "student": cfg.model("student").name_on_server,

@@ -34,6 +34,7 @@ from warehouse.metrics import (
     count_traces,
     record_qa_run,
     save_metrics,
+    save_trace_metrics,
     summarize_methods,
     traces_to_measure,
 )
@@ -82,7 +83,7 @@ def run(
             report=report,
         )
     with open_warehouse(cfg.warehouse) as wh, transaction(wh.con):
-        n_metrics = save_metrics(wh, result.per_trace, run_id)
+        n_metrics = save_trace_metrics(wh, result.per_trace, run_id, key)
         record_qa_run(wh, run_id, key)
         per_method = summarize_methods(wh, cfg, key, run_id)
         n_metrics += save_metrics(wh, per_method, run_id)
