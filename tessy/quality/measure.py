@@ -80,9 +80,15 @@ def measure_traces(
     return QAResult(per_trace, tfidf, code_exec, new.height)
 
 
+# Bumped when the set of per-trace metrics changes, so traces stored before are measured again:
+# 2 made the similarity to the student a per-trace metric.
+METRICS_VERSION = 2
+
+
 def qa_key(settings: dict[str, Any], code_exec: str) -> str:
-    """What per-trace metrics depend on: the QA settings and how code ran (sandboxed, unsafe, not)."""
-    return config_hash({"qa": settings, "code_exec": code_exec})
+    """What per-trace metrics depend on: the QA settings, how code ran (sandboxed, unsafe, not) and
+    which metrics there are."""
+    return config_hash({"qa": settings, "code_exec": code_exec, "metrics": METRICS_VERSION})
 
 
 def code_exec_mode(run_code: bool, allow_unsafe: bool) -> tuple[bool, str]:
