@@ -71,7 +71,7 @@ def test_synthesize_runs_every_configured_part_at_once(prefect_harness):
 
     from flows.synthesize import synthesize_flow
 
-    meet = threading.Barrier(16, timeout=20)
+    meet = threading.Barrier(16, timeout=60)
 
     @task
     def part(i: int) -> int:
