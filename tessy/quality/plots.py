@@ -19,6 +19,8 @@ from tessy.quality.report import evaluated  # noqa: E402
 from tessy.quality.similarity import Tfidf  # noqa: E402
 from tessy.quality.traces import ok_traces, require_columns  # noqa: E402
 
+MIN_TRACES = 3  # the PCA plot needs at least three responses
+
 
 def _save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
@@ -75,16 +77,18 @@ def plot_teacher_share(frame: pl.DataFrame, path: Path) -> Path:
 def write_plots(
     frame: pl.DataFrame, tfidf: Tfidf | None, out_dir: str | Path, evaluation: dict[str, Any] | None = None
 ) -> list[Path]:
-    """All QA plots into `out_dir`; the PCA plot needs the TF-IDF vectors of at least 3 responses, the
-    evaluation plot an evaluate run's summary."""
+    """The QA plots into `out_dir`: those of the traces when `frame` holds at least MIN_TRACES ok ones
+    (the PCA plot also needs their TF-IDF vectors), the evaluation plot when an evaluate run's summary
+    is given. A night with nothing new still plots the newest evaluation."""
     require_columns(frame, ["method", "status", "n_tokens", "n_tokens_teacher"], "QA plots")
-    if ok_traces(frame).height == 0:
-        raise ValueError("QA plots need at least one ok trace")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [plot_lengths(frame, out / "lengths.png"), plot_teacher_share(frame, out / "teacher_share.png")]
-    if tfidf is not None:
-        paths.append(plot_pca(tfidf, out / "similarity_pca.png"))
+    paths = []
+    if ok_traces(frame).height >= MIN_TRACES:
+        paths.append(plot_lengths(frame, out / "lengths.png"))
+        paths.append(plot_teacher_share(frame, out / "teacher_share.png"))
+        if tfidf is not None:
+            paths.append(plot_pca(tfidf, out / "similarity_pca.png"))
     if evaluation:
         paths.append(plot_evaluation(evaluation, out / "evaluation.png"))
     return paths

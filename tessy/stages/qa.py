@@ -39,7 +39,6 @@ from warehouse.metrics import (
     traces_to_measure,
 )
 
-MIN_TRACES_FOR_PLOTS = 3  # the PCA plot needs at least three responses
 NLL_MAX_TOKENS = 4096  # prompt + thinking scored per trace, at most (the thinking keeps its start)
 
 
@@ -89,8 +88,7 @@ def run(
         n_metrics += save_metrics(wh, per_method, run_id)
     summary = summary_table(per_method, run_id)
     out = cfg.workdir / "qa" / run_id
-    ok = frame.filter(pl.col("status") == "ok")
-    plots = write_plots(frame, result.tfidf, out, evaluation) if ok.height >= MIN_TRACES_FOR_PLOTS else []
+    plots = write_plots(frame, result.tfidf, out, evaluation)
     path = out / "report.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
