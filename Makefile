@@ -18,7 +18,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/$(PIP) '$(TORCH)'
-	$(VENV)/bin/$(PIP) -e '.[dev]'
+	$(VENV)/bin/$(PIP) -e '.[dev,cluster]'
 	touch $@
 
 $(VLLM_VENV)/.installed:

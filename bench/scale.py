@@ -120,7 +120,7 @@ def fill(cfg: PipelineConfig, history: int) -> None:
 
 def night_shards(cfg: PipelineConfig, jobs: list) -> None:
     """The night's traces as synthesis writes them: Parquet shards under the workdir."""
-    writer = ShardWriter(synthesize_stage.shard_dir(cfg), cfg.synthesis.shard_size)
+    writer = ShardWriter(synthesize_stage.shard_folder(cfg), cfg.synthesis.shard_size)
     for n, job in enumerate(jobs):
         thinking = f"Let me count the values of list {n % 97} and keep the largest. " * 6
         answer = f"```python\nprint(max({n}, 0))\n```"

@@ -108,7 +108,7 @@ def run_scheduled(
     seconds = time.perf_counter() - start
     time.sleep(2)  # closed streams wind down on the servers
     server = server_generated(urls) - before
-    traces = read_shards(writer.directory)[0].to_pylist()
+    traces = read_shards(writer.folder)[0].to_pylist()
     ok = [t for t in traces if t["status"] == "ok"]
     generated = sum(t["n_generated_tokens"] for t in traces)
     failed_attempts = sum(t["n_failed_tokens"] for t in traces)

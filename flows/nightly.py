@@ -26,14 +26,14 @@ def nightly_flow(config_path: Path = DEFAULT_CONFIG) -> dict[str, Any]:
     """The whole pipeline: ingest -> filter -> predictors (when stale) -> synthesize new questions ->
     QA -> release (Great Expectations gate) -> publish (when the config names a Hub repo). The model
     servers start once for the stages that need them (QA scores the student NLL on the student's). A
-    config whose storage, sources, models or servers are missing on this machine fails before anything
-    is written. The config is loaded once and passed down to every stage.
+    config whose storage, sources, Ray cluster, models or servers are missing on this machine fails
+    before anything is written. The config is loaded once and passed down to every stage.
 
     Args:
         config_path: pipeline YAML, relative to the repository root.
     """
     cfg = load_config(config_path)
-    ensure_ready(cfg, roles=ROLES, sources=True, config_path=config_path)
+    ensure_ready(cfg, roles=ROLES, sources=True, runner=True, config_path=config_path)
     result: dict[str, Any] = {"ingest": ingest_flow(config_path, cfg=cfg)}
     with served(cfg) as endpoints:
         result["filter"] = filter_flow(config_path, endpoints, cfg=cfg)

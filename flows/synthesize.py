@@ -1,7 +1,8 @@
 """Synthesize: TESSY (and baseline) traces for contest questions that have none for this config.
 
-The jobs are split into `synthesis.workers` parts that the task runner runs in parallel against the
-same servers; each part writes shards, and one loader moves them into the warehouse.
+The plan is written to storage in `runner.parts` parts, which run side by side against the same
+servers on the configured task runner (threads of this process, or Ray tasks on a cluster); each part
+writes shards, and one loader moves them into the warehouse.
 """
 
 from pathlib import Path
@@ -9,22 +10,26 @@ from typing import Annotated, Any
 
 import typer
 from prefect import flow
-from prefect.task_runners import ThreadPoolTaskRunner
 
+from tasks.runner import task_runner
 from tasks.runs import run_name, stage_run
 from tasks.servers import served
 from tasks.synthesize import load_traces, plan, synthesize_part
 from tessy.config import DEFAULT_CONFIG, PipelineConfig
 from tessy.runtime import ROLES, Endpoints
+from warehouse.predictors import PredictorRef
 
 
-@flow(
-    name="synthesize",
-    flow_run_name=run_name,
-    log_prints=True,
-    # No cap of its own: the flow submits exactly `synthesis.workers` parts, each on its own thread.
-    task_runner=ThreadPoolTaskRunner(),
-)
+@flow(name="synthesize-parts")
+def synthesize_parts(
+    cfg: PipelineConfig, endpoints: Endpoints, predictors: dict[str, PredictorRef], parts: list[str]
+) -> list[dict[str, float]]:
+    """Every part at once on this flow's task runner (`synthesize_flow` picks it from the config)."""
+    futures = [synthesize_part.submit(cfg, endpoints, predictors, part, i) for i, part in enumerate(parts)]
+    return [f.result() for f in futures]
+
+
+@flow(name="synthesize", flow_run_name=run_name, log_prints=True)
 def synthesize_flow(
     config_path: Path = DEFAULT_CONFIG,
     method: str | None = None,
@@ -43,18 +48,19 @@ def synthesize_flow(
         endpoints: servers a parent flow already runs (role -> URLs); otherwise this flow starts them.
         cfg: the loaded config, when a parent flow passes its own down.
     """
-    with stage_run("synthesize", config_path, cfg, roles=ROLES if endpoints is None else ()) as (cfg, run):
+    roles = ROLES if endpoints is None else ()
+    with stage_run("synthesize", config_path, cfg, roles=roles, runner=True) as (cfg, run):
         methods = [method] if method else list(cfg.synthesis.methods)
-        work = plan(cfg, methods, limit if limit is not None else cfg.synthesis.limit)
+        parts, predictors, jobs = plan(
+            cfg, run.run_id, methods, limit if limit is not None else cfg.synthesis.limit
+        )
         with served(cfg, ROLES, endpoints) as running:
-            futures = [
-                synthesize_part.submit(cfg, running, work.predictors, part, i)
-                for i, part in enumerate(work.parts(cfg.synthesis.workers))
-            ]
-            results = [f.result() for f in futures]
+            results = synthesize_parts.with_options(task_runner=task_runner(cfg.runner))(
+                cfg, running, predictors, parts
+            )
         seconds = max((r["seconds"] for r in results), default=0.0)
         run.stats = {
-            "jobs": len(work.jobs),
+            "jobs": jobs,
             "done": sum(r["done"] for r in results),
             "failed": sum(r["failed"] for r in results),
             **load_traces(cfg, run.run_id, seconds),

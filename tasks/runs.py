@@ -52,16 +52,17 @@ def stage_run(
     *,
     roles: tuple[str, ...] | Callable[[PipelineConfig], tuple[str, ...]] = (),
     sources: bool = False,
+    runner: bool = False,
 ) -> Iterator[tuple[PipelineConfig, Run]]:
     """The config and the stage's `runs` row for the block. The config is `cfg` when a parent flow
     passes its own down (it checked it), else loaded from `config_path` and checked here: storage,
-    the sources when `sources`, the models of `roles` (or of `roles(cfg)`): ConfigNotReady before
-    anything is written.
+    the sources when `sources`, the task runner's cluster when `runner`, the models of `roles` (or of
+    `roles(cfg)`): ConfigNotReady before anything is written.
     The row completes with the block's stats, or fails with its error; a line then sums it up."""
     if cfg is None:
         cfg = load_config(config_path)
         needed = roles(cfg) if callable(roles) else roles
-        ensure_ready(cfg, roles=needed, sources=sources, config_path=config_path)
+        ensure_ready(cfg, roles=needed, sources=sources, runner=runner, config_path=config_path)
     with recorded_run(cfg.warehouse, kind, cfg.public_dict(), flow_run_id=flow_run.id) as run:
         yield cfg, run
     print(f"{kind} {run.run_id}: {run.stats or 'nothing new'}")

@@ -1,5 +1,6 @@
 """Synthesis tasks: the synthesize stage's steps (plan, one part of the jobs against shared servers,
-load), so the flow can run the parts side by side; the loaded traces are summarized as a table."""
+load), so the flow can run the parts side by side, on threads or on Ray workers; the loaded traces are
+summarized as a table."""
 
 from typing import Any
 
@@ -11,32 +12,36 @@ from tasks.runs import warehouse_turn
 from tessy.config import PipelineConfig
 from tessy.runtime import Endpoints
 from tessy.stages import synthesize as stage
-from tessy.synthesis.scheduler import Job
 from warehouse.predictors import PredictorRef
 
 
 @task(task_run_name="plan jobs (limit {limit})")
-def plan(cfg: PipelineConfig, methods: list[str], limit: int | None) -> stage.Plan:
+def plan(
+    cfg: PipelineConfig, run_id: str, methods: list[str], limit: int | None
+) -> tuple[list[str], dict[str, PredictorRef], int]:
+    """The plan's parts written to storage (their URLs), the predictors where every part reaches
+    them, and how many jobs there are: only URLs travel to the parts, never the job lists."""
     work = stage.plan(cfg, methods, limit)
-    get_run_logger().info("%d jobs planned (%s)", len(work.jobs), ", ".join(methods))
-    return work
+    parts = stage.write_parts(cfg, run_id, work)
+    get_run_logger().info("%d jobs planned (%s) in %d parts", len(work.jobs), ", ".join(methods), len(parts))
+    return parts, stage.shared_predictors(cfg, work.predictors), len(work.jobs)
 
 
-@task(task_run_name="synthesize part {part}")
+@task(task_run_name="synthesize part {index}")
 def synthesize_part(
     cfg: PipelineConfig,
     endpoints: Endpoints,
     predictors: dict[str, PredictorRef],
-    jobs: list[Job],
-    part: int,
+    part: str,
+    index: int,
 ) -> dict[str, float]:
     logger = get_run_logger()
     stats = stage.synthesize_part(
-        cfg, endpoints, predictors, jobs, report=lambda line: logger.info("part %d: %s", part, line)
+        cfg, endpoints, predictors, part, report=lambda line: logger.info("part %d: %s", index, line)
     )
     logger.info(
         "part %d: %d samples (%d failed), %.0f tokens/s, teacher share %.2f",
-        part,
+        index,
         stats.done,
         stats.failed,
         stats.tokens_per_s,

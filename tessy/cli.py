@@ -122,10 +122,13 @@ def synthesize(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Synthesize traces for filtered questions that have none for this config, then load them."""
+    """Synthesize traces for filtered questions that have none for this config, then load them. The
+    parts run on threads here; the Prefect flow (`python -m flows.synthesize`) runs them on Ray."""
     from tessy.stages import synthesize as stage
 
     cfg = _config(config, db)
+    if cfg.runner.kind != "threads":
+        err.print(f"runner.kind {cfg.runner.kind} is the Prefect flow's; here the parts run on threads")
     with _recorded(cfg, "synthesize") as run:
         run.stats = stage.run(
             cfg, run.run_id, methods=[method] if method else None, limit=limit, show_progress=not as_json

@@ -156,15 +156,12 @@ class SynthesisConfig(_Strict):
     top_k: int = 20
     min_p: float = 0.0
     concurrency: int = Field(default=64, ge=1, description="samples in flight per worker")
-    workers: int = Field(default=1, ge=1, description="parts synthesized in parallel by the task runner")
     shard_size: int = Field(default=64, ge=1)
     limit: int | None = Field(default=None, description="most questions per run")
 
     def identity(self) -> dict[str, Any]:
         """The settings that change what a trace holds (not how fast it is made)."""
-        return self.model_dump(
-            exclude={"methods", "concurrency", "workers", "shard_size", "limit", "retry_failed"}
-        )
+        return self.model_dump(exclude={"methods", "concurrency", "shard_size", "limit", "retry_failed"})
 
 
 class QAConfig(_Strict):
@@ -252,10 +249,28 @@ class EvaluateConfig(_Strict):
     gate: EvaluateGateConfig = Field(default_factory=EvaluateGateConfig)
 
 
+class RunnerConfig(_Strict):
+    """Where the synthesis parts run: threads of the flow's process, or tasks of a Ray cluster."""
+
+    kind: Literal["threads", "ray"] = "threads"
+    address: str | None = Field(
+        default=None,
+        description="ray: an existing cluster (host:port, or ray://host:10001); none starts a local Ray",
+    )
+    parts: int = Field(default=1, ge=1, description="synthesis parts run side by side")
+
+
 class PipelineConfig(_Strict):
     name: str
     warehouse: Path = Path(".tessy/warehouse.duckdb")
     workdir: Path = Field(default=Path(".tessy/work"), description="shards, predictors, reports, releases")
+    # Parts on other machines cannot read this machine's workdir: give them a URL they all reach.
+    storage: str | None = Field(
+        default=None,
+        description="folder the synthesis parts share for plans, shards and predictor weights: a path, "
+        "s3://bucket/prefix, gs://..., any fsspec URL [default: workdir]",
+    )
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     models: ModelsConfig | None = None

@@ -63,13 +63,14 @@ def test_publish_is_not_retried_when_it_would_fail_the_same_way(monkeypatch, pre
 
 
 def test_synthesize_runs_every_configured_part_at_once(prefect_harness):
-    """`synthesis.workers` parts are submitted together; a pool cap below it would queue some silently
+    """`runner.parts` parts are submitted together; a pool cap below it would queue some silently
     (here: 16 parts that each wait for all the others would never meet)."""
     import threading
 
     from prefect import task
 
-    from flows.synthesize import synthesize_flow
+    from tasks.runner import task_runner
+    from tessy.config import RunnerConfig
 
     meet = threading.Barrier(16, timeout=60)
 
@@ -78,6 +79,6 @@ def test_synthesize_runs_every_configured_part_at_once(prefect_harness):
         meet.wait()
         return i
 
-    with synthesize_flow.task_runner.duplicate() as runner:
+    with task_runner(RunnerConfig(kind="threads", parts=16)) as runner:
         futures = [runner.submit(part, {"i": i}) for i in range(16)]
         assert sorted(f.result() for f in futures) == list(range(16))

@@ -207,7 +207,7 @@ def write_traces(cfg, methods=("tessy", "student-only"), n_questions=4):
             )
     writer.flush()
     with open_warehouse(cfg.warehouse) as wh:
-        load_shards(wh, writer.directory, "run-synth")
+        load_shards(wh, writer.folder, "run-synth")
 
 
 class FakeHub:

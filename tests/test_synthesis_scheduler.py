@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from tessy.storage import Folder
 from tessy.synthesis.records import Span, Trace
 from tessy.synthesis.scheduler import Job, run_jobs
 from tessy.synthesis.shards import ShardWriter, finished_ids, read_shards
@@ -57,7 +58,7 @@ JOBS = [
 
 
 def test_crash_loses_only_unfinished_samples_and_rerun_completes_without_duplicates(tmp_path):
-    shards = tmp_path / "shards"
+    shards = Folder(tmp_path / "shards")
     with pytest.raises(ExceptionGroup):
         asyncio.run(
             run_jobs(
@@ -70,7 +71,7 @@ def test_crash_loses_only_unfinished_samples_and_rerun_completes_without_duplica
         )
     first = finished_ids(shards)
     assert len(first) == 13  # every finished sample reached a shard, even the unflushed remainder
-    assert not list(shards.glob("*.tmp"))
+    assert not list((tmp_path / "shards").glob("*.tmp"))
 
     resumed = CrashingSynthesizer()
     stats = asyncio.run(run_jobs(resumed, JOBS, ShardWriter(shards, 5), concurrency=4, show_progress=False))
@@ -81,15 +82,15 @@ def test_crash_loses_only_unfinished_samples_and_rerun_completes_without_duplica
 
 
 def test_loader_is_idempotent_and_explodes_spans(tmp_path):
-    shards = tmp_path / "shards"
+    shards = Folder(tmp_path / "shards")
     asyncio.run(run_jobs(CrashingSynthesizer(), JOBS[:6], ShardWriter(shards, 4), show_progress=False))
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
-        assert load_shards(wh, shards, "run-1") == {"traces": 6, "spans": 18}
-        assert load_shards(wh, shards, "run-2") == {"traces": 0, "spans": 0}
+        assert load_shards(wh, shards, "run-1") == {"traces": 6, "spans": 18, "quarantined_shards": 0}
+        assert load_shards(wh, shards, "run-2") == {"traces": 0, "spans": 0, "quarantined_shards": 0}
         assert wh.scalar("SELECT count(*) FROM shard_ledger") == 2  # 6 traces in shards of 4
         # A later night reads only its own shard, not the history (the ledger skips the first two).
         asyncio.run(run_jobs(CrashingSynthesizer(), JOBS[6:9], ShardWriter(shards, 4), show_progress=False))
-        assert load_shards(wh, shards, "run-3") == {"traces": 3, "spans": 9}
+        assert load_shards(wh, shards, "run-3") == {"traces": 3, "spans": 9, "quarantined_shards": 0}
         assert wh.frame("SELECT run_id, sum(n_rows) AS n FROM shard_ledger GROUP BY 1 ORDER BY 1").rows() == [
             ("run-1", 6),
             ("run-3", 3),

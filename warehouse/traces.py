@@ -3,15 +3,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from tessy.synthesis.shards import archive_shards, read_shards
+from tessy.sources.records import Quarantined
+from tessy.storage import Folder
+from tessy.synthesis.shards import QUARANTINE, archive_shards, read_shards
 from warehouse.db import Warehouse, registered, transaction
+from warehouse.questions import add_quarantine
 
 
 def questions_to_synthesize(
@@ -70,25 +70,28 @@ def jobs_to_synthesize(
         )
 
 
-def load_shards(wh: Warehouse, directory: Path, run_id: str) -> dict[str, int]:
-    """Move the traces and spans of the shards in `directory` into the warehouse, then the shards into
-    `directory/loaded/`: a night reads only its own shards, and a resumed run skips only what it wrote
-    itself. A trace that failed before is replaced by its new attempt (its `nights` counted); a
-    finished one is never touched. The ledger makes loading a shard twice change nothing."""
+def load_shards(wh: Warehouse, folder: Folder, run_id: str) -> dict[str, int]:
+    """Move the traces and spans of the shards in `folder` into the warehouse, then the shards into
+    `loaded/`: a night reads only its own shards, and a resumed run skips only what it wrote itself.
+    A trace that failed before is replaced by its new attempt (its `nights` counted); a finished one
+    is never touched. The ledger makes loading a shard twice change nothing. A shard that cannot be
+    read as traces goes to `quarantine/` with a `quarantine` row saying why; the others load."""
     con = wh.con
     loaded = {row[0] for row in con.execute("SELECT path FROM shard_ledger").fetchall()}
-    table, paths = read_shards(Path(directory), skip=loaded)
-    if paths:
-        ledger = pa.table(
-            {"path": [p.name for p in paths], "n_rows": [pq.read_metadata(p).num_rows for p in paths]}
-        )
-        with registered(con, "_shard", table), registered(con, "_ledger", ledger), transaction(con):
-            counts = _load(con, run_id)
-            con.execute("INSERT INTO shard_ledger SELECT path, n_rows, ?, now() FROM _ledger", [run_id])
-    else:
-        counts = {"traces": 0, "spans": 0}
-    archive_shards(Path(directory), loaded | {p.name for p in paths})
-    return counts
+    table, names, bad = read_shards(folder, skip=loaded)
+    with transaction(con):
+        if names:
+            ledger = pa.table({"path": names, "n_rows": [folder.num_rows(n) for n in names]})
+            with registered(con, "_shard", table), registered(con, "_ledger", ledger):
+                counts = _load(con, run_id)
+                con.execute("INSERT INTO shard_ledger SELECT path, n_rows, ?, now() FROM _ledger", [run_id])
+        else:
+            counts = {"traces": 0, "spans": 0}
+        add_quarantine(wh, [Quarantined("shard", f"{folder.url}/{n}", w, "") for n, w in bad.items()], run_id)
+    for name in bad:
+        folder.move(name, folder / QUARANTINE)
+    archive_shards(folder, loaded | set(names))
+    return {**counts, "quarantined_shards": len(bad)}
 
 
 def _load(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:

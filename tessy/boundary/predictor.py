@@ -11,12 +11,15 @@ reference the incremental mode must match.
 """
 
 import bisect
+import copy
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from tessy.boundary.cut import ROLES, Cut, Range, find_cut
 from tessy.boundary.kvcache import KVPool
@@ -26,6 +29,27 @@ _TAIL_CHARS_PER_TOKEN = 16  # a new sample's context is cut to max_window * this
 _INLINE_CATCH_UP = 16  # uncached context tokens up to this many ride along with the new tokens' forward
 _RESYNC_MARGIN = 2  # old tokens given up before the seam when retokenizing only a window's tail
 _RESYNC_SEARCH = 8  # how far back to look for a token starting a word to retokenize from
+
+
+_loaded: dict[tuple[str, int, str, torch.dtype], tuple[PreTrainedModel, PreTrainedTokenizerBase]] = {}
+_loading = threading.Lock()
+
+
+def shared_classifier(
+    model_dir: str | Path, device: torch.device, dtype: torch.dtype
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A predictor's weights, loaded once per process: the parts on threads, and the parts one Ray
+    worker runs one after another, read the same tensors (inference only, never written). Each caller
+    gets its own tokenizer: a fast tokenizer is not safe to share between threads. A folder saved
+    again (newer files) is loaded again."""
+    folder = Path(model_dir).resolve()
+    key = (str(folder), max(p.stat().st_mtime_ns for p in folder.iterdir()), str(device), dtype)
+    with _loading:
+        if key not in _loaded:
+            model, tokenizer = load_classifier(model_dir, device, dtype, require_head=True)
+            _loaded[key] = model.eval(), tokenizer
+        model, tokenizer = _loaded[key]
+    return model, copy.deepcopy(tokenizer)
 
 
 @dataclass(frozen=True)
@@ -89,10 +113,9 @@ class BoundaryPredictor:
         if max_window < 2:
             raise ValueError(f"max_window must be at least 2, got {max_window}")
         self.device = resolve_device(device)
-        self.model, self.tokenizer = load_classifier(
-            model_dir, self.device, dtype or inference_dtype(self.device), require_head=True
+        self.model, self.tokenizer = shared_classifier(
+            model_dir, self.device, dtype or inference_dtype(self.device)
         )
-        self.model.eval()
         self.max_window = max_window
         self.incremental = incremental
         self.pad_id = self.tokenizer.pad_token_id or 0

@@ -3,9 +3,10 @@
 Reads: the contest questions the filter selected (`questions` x `question_labels`), `traces` (what is
 done already: an anti-join on trace ids the warehouse computes), and for TESSY the latest predictor
 of each role (`predictors`).
-Writes: Parquet shards under `workdir/shards/` (one writer per part; a rerun skips what its shards
-hold), then `traces` and `spans` from them (loaded shards go to `shards/loaded/`, recorded in
-`shard_ledger`). A failed trace is planned again on up to `synthesis.retry_failed` later nights.
+Writes: the plan's parts to `<storage>/plans/<run_id>/`, Parquet shards to `<storage>/shards/` (one
+writer per part; a rerun skips what its shards hold), then `traces` and `spans` from them (loaded
+shards go to `shards/loaded/`, recorded in `shard_ledger`). `storage` is the config's storage URL, or
+the workdir. A failed trace is planned again on up to `synthesis.retry_failed` later nights.
 Servers: both models.
 Raises: StageNotReady when TESSY runs and a role has no predictor.
 """
@@ -14,15 +15,17 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
+
+import pyarrow as pa
 
 from tessy.config import PipelineConfig
 from tessy.errors import StageNotReady
 from tessy.filtering.judges import filter_identity
 from tessy.progress import Report
 from tessy.runtime import ROLES, Endpoints, model_endpoints, synthesizer_from_config
+from tessy.storage import Folder
 from tessy.synthesis.identity import trace_id_template
 from tessy.synthesis.scheduler import Job, RunStats, run_jobs
 from tessy.synthesis.shards import ShardWriter
@@ -41,8 +44,13 @@ class Plan:
         return [part for i in range(n) if (part := self.jobs[i::n])]
 
 
-def shard_dir(cfg: PipelineConfig) -> Path:
-    return cfg.workdir / "shards"
+def storage(cfg: PipelineConfig) -> Folder:
+    """The folder every part reaches: the config's storage URL, or the workdir."""
+    return Folder(cfg.storage or cfg.workdir)
+
+
+def shard_folder(cfg: PipelineConfig) -> Folder:
+    return storage(cfg) / "shards"
 
 
 def plan(cfg: PipelineConfig, methods: list[str], limit: int | None = None) -> Plan:
@@ -74,23 +82,65 @@ def _predictors(latest: dict[str, PredictorRef], methods: list[str]) -> dict[str
     return latest
 
 
+def write_parts(cfg: PipelineConfig, run_id: str, work: Plan) -> list[str]:
+    """Deal the plan into `runner.parts` parts and write each to storage; returns their URLs, which
+    are all a part needs to find its jobs (on any machine)."""
+    folder = storage(cfg) / "plans" / run_id
+    return [
+        folder.write_table(f"part-{i:04d}.parquet", pa.Table.from_pylist([asdict(j) for j in jobs]))
+        for i, jobs in enumerate(work.parts(cfg.runner.parts))
+    ]
+
+
+def read_part(url: str) -> list[Job]:
+    folder, name = url.rsplit("/", 1)
+    return [Job(**row) for row in Folder(folder).read_table(name).to_pylist()]
+
+
+def shared_predictors(cfg: PipelineConfig, predictors: dict[str, PredictorRef]) -> dict[str, PredictorRef]:
+    """The predictors where every part reaches them: as they are with local storage, else copied once
+    to `<storage>/predictors/<id>/`."""
+    folder = storage(cfg)
+    if folder.local:
+        return predictors
+    shared = {}
+    for role, ref in predictors.items():
+        name = f"predictors/{ref.predictor_id}"
+        copy = folder / name if (folder / name).exists("config.json") else folder.put_dir(ref.path, name)
+        shared[role] = PredictorRef(ref.predictor_id, copy.url)
+    return shared
+
+
+def _local_predictors(cfg: PipelineConfig, predictors: dict[str, PredictorRef]) -> dict[str, PredictorRef]:
+    """The predictors on this machine: one in storage is fetched once into `workdir/cache/`."""
+    local = {}
+    for role, ref in predictors.items():
+        folder = Folder(ref.path)
+        cache = cfg.workdir / "cache" / "predictors" / ref.predictor_id
+        if not folder.local and not cache.exists():
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            folder.get_dir(cache)
+        local[role] = ref if folder.local else PredictorRef(ref.predictor_id, str(cache))
+    return local
+
+
 def synthesize_part(
     cfg: PipelineConfig,
     endpoints: Endpoints,
     predictors: dict[str, PredictorRef],
-    jobs: list[Job],
+    part: str,
     *,
     show_progress: bool = False,
     report: Report | None = None,
 ) -> RunStats:
-    """Run `jobs` against the servers at `endpoints`, writing finished traces to shards; `report`
-    gets a progress line every half minute."""
-    synthesizer = synthesizer_from_config(cfg, endpoints, predictors)
-    writer = ShardWriter(shard_dir(cfg), cfg.synthesis.shard_size)
+    """Run the jobs of plan part `part` (a URL from `write_parts`) against the servers at `endpoints`,
+    writing finished traces to shards; `report` gets a progress line every half minute."""
+    synthesizer = synthesizer_from_config(cfg, endpoints, _local_predictors(cfg, predictors))
+    writer = ShardWriter(shard_folder(cfg), cfg.synthesis.shard_size)
     return asyncio.run(
         run_jobs(
             synthesizer,
-            jobs,
+            read_part(part),
             writer,
             concurrency=cfg.synthesis.concurrency,
             show_progress=show_progress,
@@ -102,7 +152,7 @@ def synthesize_part(
 def load(cfg: PipelineConfig, run_id: str) -> dict[str, int]:
     """Move the shards' traces and spans into the warehouse (idempotent: see `load_shards`)."""
     with open_warehouse(cfg.warehouse) as wh:
-        return load_shards(wh, shard_dir(cfg), run_id)
+        return load_shards(wh, shard_folder(cfg), run_id)
 
 
 def summary(cfg: PipelineConfig, run_id: str) -> list[dict[str, Any]]:
@@ -120,15 +170,17 @@ def run(
     endpoints: Endpoints | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Plan, synthesize in `synthesis.workers` parallel parts against the same servers (started for
-    the block without `endpoints`), and load. Returns jobs, done, failed, traces and spans loaded."""
+    """Plan, synthesize in `runner.parts` parts on threads of this process against the same servers
+    (started for the block without `endpoints`), and load. The Prefect flow runs the same parts on
+    the configured runner (threads or Ray). Returns jobs, done, failed, traces and spans loaded."""
     work = plan(cfg, methods or list(cfg.synthesis.methods), cfg.synthesis.limit if limit is None else limit)
-    parts = work.parts(cfg.synthesis.workers)
+    parts = write_parts(cfg, run_id, work)
+    predictors = shared_predictors(cfg, work.predictors)
     with model_endpoints(cfg, ROLES, endpoints) as running, ThreadPoolExecutor(max(1, len(parts))) as pool:
         results = list(
             pool.map(
                 lambda part: synthesize_part(
-                    cfg, running, work.predictors, part, show_progress=show_progress and len(parts) == 1
+                    cfg, running, predictors, part, show_progress=show_progress and len(parts) == 1
                 ),
                 parts,
             )

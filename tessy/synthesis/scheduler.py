@@ -54,7 +54,7 @@ async def run_jobs(
 ) -> RunStats:
     """Run `jobs` not yet in the shards; a rich bar shows progress when `show_progress`, and `report`
     gets a progress line every half minute (for logs)."""
-    done_ids = finished_ids(writer.directory)
+    done_ids = finished_ids(writer.folder)
     todo = [j for j in jobs if j.trace_id not in done_ids]
     stats = RunStats(skipped=len(done_ids))
     queue: asyncio.Queue[Job] = asyncio.Queue()

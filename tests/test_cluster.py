@@ -1,0 +1,219 @@
+"""Many machines: storage URLs against a real S3 API (moto's server on loopback, through s3fs), and the
+synthesize flow's parts as tasks on a real two-node Ray cluster (`ray start` twice on loopback)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from tessy.config import load_config
+from tessy.errors import ConfigError, ConfigNotReady
+from tessy.preflight import ensure_ready
+from tessy.storage import Folder
+from tessy.synthesis.shards import SCHEMA, ShardWriter, finished_ids
+from warehouse.db import open_warehouse
+from warehouse.traces import load_shards
+
+BUCKET = "tessy-test"
+RAY = Path(sys.executable).with_name("ray")
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[dict[str, str]]:
+    """A moto S3 server on loopback with one bucket; yields the AWS variables that reach it."""
+    pytest.importorskip("s3fs")
+    server_mod = pytest.importorskip("moto.server")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    import boto3
+
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.stop()
+
+
+def trace(i: int, question_id: str = "q") -> dict[str, object]:
+    return {
+        "trace_id": f"t{i}",
+        "question_id": f"{question_id}{i}",
+        "method": "teacher-only",
+        "text": f"thinking {i}",
+        "answer": f"answer {i}",
+        "spans": [{"author": "teacher", "text": f"thinking {i}", "n_tokens": 2}],
+        "n_tokens": 4,
+        "status": "ok",
+        "attempts": 1,
+    }
+
+
+class Row:
+    def __init__(self, row: dict[str, object]):
+        self._row = row
+
+    def row(self) -> dict[str, object]:
+        return self._row
+
+
+def test_shards_go_through_s3_and_a_shard_that_does_not_parse_is_quarantined(tmp_path, s3):
+    folder = Folder(f"s3://{BUCKET}/night/shards")
+    writer = ShardWriter(folder, shard_size=2)
+    for i in range(5):
+        writer.add(Row(trace(i)))
+    writer.flush()
+    assert len(folder.names()) == 3 and finished_ids(folder) == {f"t{i}" for i in range(5)}
+    folder.fs.pipe_file(folder.path("shard-broken.parquet"), b"not parquet")
+    folder.write_table("shard-alien.parquet", pa.table({"x": [1]}))  # parses, but holds no traces
+
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        assert load_shards(wh, folder, "run-1") == {"traces": 5, "spans": 5, "quarantined_shards": 2}
+        assert load_shards(wh, folder, "run-2") == {"traces": 0, "spans": 0, "quarantined_shards": 0}
+        quarantined = wh.frame("SELECT source, locator, reason FROM quarantine ORDER BY locator").rows()
+    assert [(s, loc.rsplit("/", 1)[-1]) for s, loc, _ in quarantined] == [
+        ("shard", "shard-alien.parquet"),
+        ("shard", "shard-broken.parquet"),
+    ]
+    assert all(reason for *_, reason in quarantined)
+    assert folder.names() == []
+    assert len((folder / "loaded").names()) == 3
+    assert (folder / "quarantine").names() == ["shard-alien.parquet", "shard-broken.parquet"]
+    loaded = folder / "loaded"
+    assert loaded.read_table(loaded.names()[0]).schema.names == SCHEMA.names
+
+
+def test_predictor_weights_reach_the_parts_through_storage(tmp_path, s3):
+    from tessy.stages import synthesize as stage
+    from warehouse.predictors import PredictorRef
+
+    weights = tmp_path / "predictor"
+    (weights / "sub").mkdir(parents=True)
+    (weights / "config.json").write_text("{}")
+    (weights / "sub" / "vocab.txt").write_text("a b")
+    cfg = load_config(write_config(tmp_path, storage=f"s3://{BUCKET}/weights-test"))
+    refs = {"student": PredictorRef("p1", str(weights))}
+    shared = stage.shared_predictors(cfg, refs)
+    assert shared["student"].path == f"s3://{BUCKET}/weights-test/predictors/p1"
+    assert stage.shared_predictors(cfg, refs) == shared  # copied once
+    local = stage._local_predictors(cfg, shared)["student"].path
+    assert (Path(local) / "sub" / "vocab.txt").read_text() == "a b"
+    assert (Path(local) / "config.json").read_text() == "{}"
+
+
+def write_config(tmp_path: Path, **top: object) -> Path:
+    import yaml
+
+    path = tmp_path / "pipeline.yaml"
+    config = {"name": "t", "warehouse": str(tmp_path / "wh.duckdb"), "workdir": str(tmp_path / "w"), **top}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_bad_storage_urls_and_ray_addresses_fail_before_any_work(tmp_path, s3, monkeypatch):
+    def problems(**top: object) -> str:
+        cfg = load_config(write_config(tmp_path, **top))
+        with pytest.raises(ConfigNotReady) as e:
+            ensure_ready(cfg, runner=True)
+        return str(e.value)
+
+    assert "s4://x" in problems(storage="s4://x") and "Protocol not known" in problems(storage="s4://x")
+    assert "bucket does not exist" in problems(storage="s3://no-such-bucket/work")
+    closed = free_port()
+    ray_down = problems(runner={"kind": "ray", "address": f"127.0.0.1:{closed}"})
+    assert f"Ray cluster at 127.0.0.1:{closed} does not answer" in ray_down
+    assert "is not host:port" in problems(runner={"kind": "ray", "address": "head-node"})
+    with pytest.raises(ConfigError, match="Protocol not known"):
+        Folder("s4://x")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    Folder(f"s3://{BUCKET}").fs.clear_instance_cache()  # a fresh process: no client made with the keys
+    assert "cannot be written" in problems(storage=f"s3://{BUCKET}/work")
+    assert not list((tmp_path / "w").glob("*"))  # nothing was written
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(s3: dict[str, str]) -> Iterator[str]:
+    """A head and one worker node on loopback, started with the S3 variables (Ray workers inherit the
+    node's environment, as on a real cluster); yields the head's address."""
+    pytest.importorskip("prefect_ray")
+    port = free_port()
+    env = {**os.environ, **s3, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    common = ["--num-cpus=1", "--disable-usage-stats"]
+    subprocess.run(
+        [RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    try:
+        subprocess.run(
+            [RAY, "start", f"--address=127.0.0.1:{port}", *common], env=env, check=True, capture_output=True
+        )
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True)
+
+
+def test_synthesize_flow_on_ray_with_s3_storage_equals_threads(
+    tmp_path, tiny_models, s3, ray_cluster, prefect_harness, monkeypatch
+):
+    """The same jobs, seeds and models: two parts as Ray tasks on two nodes, exchanging plans and
+    shards through S3, make the traces one part on a thread makes with local storage."""
+    from flows.synthesize import synthesize_flow
+    from tests.test_stages import TWO_QUESTIONS_A_NIGHT, ingested
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    # One sample at a time per part: the in-process engines seed torch's global RNG, which two
+    # samples on one process's threads would share.
+    synthesis = {**TWO_QUESTIONS_A_NIGHT, "max_thinking_tokens": 64, "max_answer_tokens": 32, "limit": 3}
+    synthesis["concurrency"] = 1
+    results = {}
+    for name, extra in {
+        "threads": {},
+        "ray": {
+            "storage": f"s3://{BUCKET}/ray-night",
+            "runner": {"kind": "ray", "address": ray_cluster, "parts": 2},
+        },
+    }.items():
+        root = tmp_path / name
+        root.mkdir()
+        cfg = ingested(root, tiny_models, synthesis=synthesis, **extra)
+        stats = synthesize_flow(root / "pipeline.yaml")
+        assert stats["jobs"] == 6 and stats["traces"] == 6, stats
+        with open_warehouse(cfg.warehouse, read_only=True) as wh:
+            results[name] = wh.frame(
+                "SELECT trace_id, status, text, answer, n_tokens FROM traces ORDER BY trace_id"
+            ).rows()
+        if name == "ray":
+            assert not (cfg.workdir / "shards").exists()  # every shard went through the bucket
+            assert len((Folder(cfg.storage) / "shards" / "loaded").names()) >= 2  # one per part at least
+            assert len((Folder(cfg.storage) / "plans" / stats["run_id"]).names()) == 2
+    assert results["ray"] == results["threads"]
