@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +20,6 @@ from warehouse.db import open_warehouse
 from warehouse.traces import load_shards
 
 BUCKET = "tessy-test"
-RAY = Path(sys.executable).with_name("ray")
 
 
 @pytest.fixture(scope="module")
@@ -165,22 +162,10 @@ def ray_cluster(s3: dict[str, str]) -> Iterator[str]:
     """A head and one worker node on loopback, started with the S3 variables (Ray workers inherit the
     node's environment, as on a real cluster); yields the head's address."""
     pytest.importorskip("prefect_ray")
-    port = free_port()
-    env = {**os.environ, **s3, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    common = ["--num-cpus=1", "--disable-usage-stats"]
-    subprocess.run(
-        [RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    try:
-        subprocess.run(
-            [RAY, "start", f"--address=127.0.0.1:{port}", *common], env=env, check=True, capture_output=True
-        )
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True)
+    from tasks.runner import local_ray_cluster
+
+    with local_ray_cluster(nodes=2, env=s3) as address:
+        yield address
 
 
 def test_synthesize_flow_on_ray_with_s3_storage_equals_threads(
