@@ -6,7 +6,8 @@ from typing import Annotated, Any
 import typer
 from prefect import flow
 
-from tasks.qa import check_traces
+from tasks.qa import check_traces, measure_part, plan_qa
+from tasks.runner import map_parts
 from tasks.runs import run_name, stage_run
 from tessy.config import DEFAULT_CONFIG, PipelineConfig
 from tessy.runtime import Endpoints
@@ -18,15 +19,19 @@ def qa_flow(
 ) -> dict[str, Any]:
     """Score every trace of this config (token counts, student share, TF-IDF similarity to the
     student, student NLL, code tests in a sandbox) into `qa_metrics`; write the QA report and plots
-    under the workdir and show them as artifacts.
+    under the workdir and show them as artifacts. The new traces' code tests run in `runner.parts`
+    parts on the configured runner (threads, or Ray workers with their own sandboxes).
 
     Args:
         config_path: pipeline YAML, relative to the repository root.
         endpoints: servers a parent flow already runs (role -> URLs); the student's score its NLL.
         cfg: the loaded config, when a parent flow passes its own down.
     """
-    with stage_run("qa", config_path, cfg) as (cfg, run):
-        outcome = check_traces(cfg, run.run_id, endpoints)
+    with stage_run("qa", config_path, cfg, runner=True) as (cfg, run):
+        work = plan_qa(cfg, run.run_id)
+        calls = [(cfg, part, work.code_exec, i) for i, part in enumerate(work.parts)]
+        metrics = map_parts(cfg.runner, "qa-parts", measure_part, calls)
+        outcome = check_traces(cfg, run.run_id, work, metrics, endpoints)
         run.stats = {
             "traces": outcome.n_traces,
             "measured": outcome.n_measured,

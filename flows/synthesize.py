@@ -11,22 +11,12 @@ from typing import Annotated, Any
 import typer
 from prefect import flow
 
-from tasks.runner import task_runner
+from tasks.runner import map_parts
 from tasks.runs import run_name, stage_run
 from tasks.servers import served
 from tasks.synthesize import load_traces, plan, synthesize_part
 from tessy.config import DEFAULT_CONFIG, PipelineConfig
 from tessy.runtime import ROLES, Endpoints
-from warehouse.predictors import PredictorRef
-
-
-@flow(name="synthesize-parts")
-def synthesize_parts(
-    cfg: PipelineConfig, endpoints: Endpoints, predictors: dict[str, PredictorRef], parts: list[str]
-) -> list[dict[str, float]]:
-    """Every part at once on this flow's task runner (`synthesize_flow` picks it from the config)."""
-    futures = [synthesize_part.submit(cfg, endpoints, predictors, part, i) for i, part in enumerate(parts)]
-    return [f.result() for f in futures]
 
 
 @flow(name="synthesize", flow_run_name=run_name, log_prints=True)
@@ -55,9 +45,8 @@ def synthesize_flow(
             cfg, run.run_id, methods, limit if limit is not None else cfg.synthesis.limit
         )
         with served(cfg, ROLES, endpoints) as running:
-            results = synthesize_parts.with_options(task_runner=task_runner(cfg.runner))(
-                cfg, running, predictors, parts
-            )
+            calls = [(cfg, running, predictors, part, i) for i, part in enumerate(parts)]
+            results = map_parts(cfg.runner, "synthesize-parts", synthesize_part, calls)
         seconds = max((r["seconds"] for r in results), default=0.0)
         run.stats = {
             "jobs": jobs,

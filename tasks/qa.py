@@ -1,4 +1,6 @@
-"""QA task: the QA stage, its report shown in the UI (plots embedded, the per-method table rounded)."""
+"""QA tasks: the QA stage's steps (plan, one part's per-trace metrics, finish), so the flow can run the
+parts side by side on threads or Ray workers; the report is shown in the UI (plots embedded, the
+per-method table rounded)."""
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -11,10 +13,29 @@ from tessy.runtime import Endpoints
 from tessy.stages import qa as stage
 
 
-@task(task_run_name="QA of {cfg.name} traces")
-def check_traces(cfg: PipelineConfig, run_id: str, endpoints: Endpoints | None = None) -> stage.QAOutcome:
+@task(task_run_name="plan QA of {cfg.name} traces")
+def plan_qa(cfg: PipelineConfig, run_id: str) -> stage.QAPlan:
+    work = stage.plan(cfg, run_id)
+    get_run_logger().info("%d new traces in %d parts", len(work.frame) - len(work.measured), len(work.parts))
+    return work
+
+
+@task(task_run_name="QA part {index}")
+def measure_part(cfg: PipelineConfig, part: str, code_exec: str, index: int) -> str:
     logger = get_run_logger()
-    outcome = stage.run(cfg, run_id, report=logger.info, endpoints=endpoints)
+    return stage.measure_part(cfg, part, code_exec, lambda line: logger.info("part %d: %s", index, line))
+
+
+@task(task_run_name="QA of {cfg.name} traces")
+def check_traces(
+    cfg: PipelineConfig,
+    run_id: str,
+    work: stage.QAPlan,
+    metrics: list[str],
+    endpoints: Endpoints | None = None,
+) -> stage.QAOutcome:
+    logger = get_run_logger()
+    outcome = stage.finish(cfg, run_id, work, metrics, report=logger.info, endpoints=endpoints)
     (logger.info if outcome.code_exec.startswith("code ran") else logger.warning)(outcome.code_exec)
     create_markdown_artifact(
         markdown_report(

@@ -1,4 +1,5 @@
-"""The task runner a config names: threads of the flow's process, or tasks on a Ray cluster."""
+"""The task runner a config names (threads of the flow's process, or tasks on a Ray cluster), and the
+one way a flow runs a stage's parts on it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
+from prefect import Task, flow
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from tessy.config import RunnerConfig
@@ -23,6 +26,21 @@ def task_runner(runner: RunnerConfig) -> TaskRunner:
         return RayTaskRunner(address=runner.address)
     # No cap of its own: the flow submits exactly `runner.parts` parts, each on its own thread.
     return ThreadPoolTaskRunner()
+
+
+R = TypeVar("R")
+
+
+def map_parts(runner: RunnerConfig, name: str, step: Task[..., R], calls: list[tuple[Any, ...]]) -> list[R]:
+    """`step(*call)` for every call at once, as the tasks of one subflow `name` on the runner that
+    `runner` names (a flow's runner is fixed when it is declared; the config picks it per run)."""
+
+    @flow(name=name, task_runner=task_runner(runner))
+    def parts() -> list[R]:
+        futures = [step.submit(*call) for call in calls]
+        return [f.result() for f in futures]
+
+    return parts()
 
 
 @contextmanager

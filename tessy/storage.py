@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from tessy.config import PipelineConfig
 from tessy.errors import ConfigError
 
 
@@ -120,3 +121,14 @@ class Folder:
         except Exception as e:  # noqa: BLE001 - every storage error becomes one line of the preflight
             return f"cannot be written ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
         return ""
+
+
+def shared_storage(cfg: PipelineConfig) -> Folder:
+    """The folder every part of a run reaches: the config's storage URL, or the workdir."""
+    return Folder(cfg.storage or cfg.workdir)
+
+
+def read_table(url: str) -> pa.Table:
+    """The Parquet file at `url` (what `Folder.write_table` returned)."""
+    folder, name = url.rsplit("/", 1)
+    return Folder(folder).read_table(name)

@@ -168,11 +168,13 @@ def ray_cluster(s3: dict[str, str]) -> Iterator[str]:
         yield address
 
 
-def test_synthesize_flow_on_ray_with_s3_storage_equals_threads(
+def test_synthesis_and_qa_on_ray_with_s3_storage_equal_threads(
     tmp_path, tiny_models, s3, ray_cluster, prefect_harness, monkeypatch
 ):
-    """The same jobs, seeds and models: two parts as Ray tasks on two nodes, exchanging plans and
-    shards through S3, make the traces one part on a thread makes with local storage."""
+    """The same jobs, seeds and models: two parts as Ray tasks on two nodes, exchanging plans, shards
+    and QA parts through S3, make the traces and per-trace metrics one part on a thread makes with
+    local storage."""
+    from flows.qa import qa_flow
     from flows.synthesize import synthesize_flow
     from tests.test_stages import TWO_QUESTIONS_A_NIGHT, ingested
 
@@ -191,15 +193,23 @@ def test_synthesize_flow_on_ray_with_s3_storage_equals_threads(
     }.items():
         root = tmp_path / name
         root.mkdir()
-        cfg = ingested(root, tiny_models, synthesis=synthesis, **extra)
+        cfg = ingested(root, tiny_models, synthesis=synthesis, qa={"student_nll": False}, **extra)
         stats = synthesize_flow(root / "pipeline.yaml")
         assert stats["jobs"] == 6 and stats["traces"] == 6, stats
+        qa = qa_flow(root / "pipeline.yaml")
         with open_warehouse(cfg.warehouse, read_only=True) as wh:
             results[name] = wh.frame(
                 "SELECT trace_id, status, text, answer, n_tokens FROM traces ORDER BY trace_id"
+            ).rows()
+            results[f"{name} qa"] = wh.frame(
+                "SELECT subject_id, metric, round(value, 9) FROM qa_metrics WHERE run_id = ?"
+                " AND subject_id NOT LIKE '%/%' ORDER BY ALL",
+                [qa["run_id"]],
             ).rows()
         if name == "ray":
             assert not (cfg.workdir / "shards").exists()  # every shard went through the bucket
             assert len((Folder(cfg.storage) / "shards" / "loaded").names()) >= 2  # one per part at least
             assert len((Folder(cfg.storage) / "plans" / stats["run_id"]).names()) == 2
+            assert len((Folder(cfg.storage) / "qa" / qa["run_id"] / "metrics").names()) == 2
     assert results["ray"] == results["threads"]
+    assert results["ray qa"] == results["threads qa"] and results["ray qa"]

@@ -43,20 +43,24 @@ def measure_traces(
     memory_mb: int = 512,
     allow_unsafe: bool = False,
     measured: Collection[str] = (),
+    computed: pl.DataFrame | None = None,
     report: Report | None = None,
 ) -> QAResult:
     """QA of the traces of `frame` not in `measured` (ids measured before with the same settings; they
     are in the frame as references for the similarity: the student-only responses to the same
     questions). `tokenizer` is the student's (transformers, fast); the student NLL is scored only when
-    a `student_nll` scorer is given. Code runs only in a sandbox, unless `allow_unsafe`. `report` gets
-    a progress line every half minute."""
+    a `student_nll` scorer is given. Code runs only in a sandbox, unless `allow_unsafe`. `computed`:
+    the new traces' `trace_metrics`, when parts computed them elsewhere (then no code runs here).
+    `report` gets a progress line every half minute."""
     run_code, code_exec = code_exec_mode(run_code, allow_unsafe)
     new = frame.filter(~pl.col("trace_id").is_in(list(measured)))
     steps = Steps(f"QA of {new.height} traces")
     with reporting(report, steps.line):
         steps.begin("trace metrics")
         parts = [pl.DataFrame(schema=LONG_SCHEMA)]
-        if new.height:
+        if computed is not None:
+            parts.append(computed)
+        elif new.height:
             parts.append(
                 trace_metrics(
                     new,

@@ -4,8 +4,10 @@ Reads: the config's traces that no QA run with the same settings (`qa_runs`) mea
 questions and tests, and the student-only traces of those questions (the similarity's references);
 the per-method summary is summed up in the warehouse from every trace's stored metrics, so a night
 costs what its new traces cost. Also the newest evaluate run's summary (shown in the report).
-Writes: `qa_metrics` (per trace, and per method under `<run_id>/<method>`), `qa_runs`, and the
-report with its plots under `workdir/qa/<run_id>/`.
+Writes: the new traces in parts and their per-trace metrics under `<storage>/qa/<run_id>/` (the
+storage URL, or the workdir: the parts may run on other machines), `qa_metrics` (per trace, and per
+method under `<run_id>/<method>`), `qa_runs`, and the report with its plots under
+`workdir/qa/<run_id>/`.
 Servers: the student's, for its NLL, when `qa.nll_engine` picks them (otherwise its weights are loaded
 in-process); code runs in the bubblewrap sandbox, or not at all without it unless `qa.unsafe_exec`.
 Raises: StageNotReady when the config has no traces yet.
@@ -23,11 +25,13 @@ import polars as pl
 
 from tessy.config import PipelineConfig
 from tessy.errors import StageNotReady
-from tessy.progress import Report, Steps
+from tessy.progress import Report, Steps, reporting
 from tessy.quality.measure import NllScorer, code_exec_mode, measure_traces, qa_key
+from tessy.quality.metrics import LONG_SCHEMA, trace_metrics
 from tessy.quality.plots import write_plots
 from tessy.quality.report import markdown_report, summary_table
 from tessy.runtime import Endpoints, load_model, model_endpoints
+from tessy.storage import Folder, read_table, shared_storage
 from warehouse.db import open_warehouse, transaction
 from warehouse.evaluations import latest_evaluation
 from warehouse.metrics import (
@@ -54,33 +58,92 @@ class QAOutcome:
     evaluation: dict[str, Any] | None = None  # the newest evaluate run's summary
 
 
+@dataclass
+class QAPlan:
+    frame: pl.DataFrame  # the traces to measure, and the references they are compared with
+    measured: set[str]  # ids in `frame` measured before (references only)
+    parts: list[str]  # URLs of the new traces in `runner.parts` parts, for `measure_part`
+    code_exec: str  # how code runs on the machine that planned; every part must run it the same way
+    evaluation: dict[str, Any] | None
+
+
 def run(
     cfg: PipelineConfig, run_id: str, report: Report | None = None, endpoints: Endpoints | None = None
 ) -> QAOutcome:
     """Measure the traces no QA run measured with these settings, store their metrics, sum up every
     trace's per method (in the warehouse), write the report and plots (of the traces this run read).
-    The warehouse is held only to read and to write. `endpoints`: servers a caller already runs (the
-    student's score its NLL). `report` gets a progress line every half minute."""
-    q = cfg.qa
-    key = settings_key(cfg)
+    The parts run one after another here; the Prefect flow runs them on the configured runner.
+    `endpoints`: servers a caller already runs (the student's score its NLL). `report` gets a
+    progress line every half minute."""
+    work = plan(cfg, run_id)
+    metrics = [measure_part(cfg, part, work.code_exec, report) for part in work.parts]
+    return finish(cfg, run_id, work, metrics, report, endpoints)
+
+
+def plan(cfg: PipelineConfig, run_id: str) -> QAPlan:
+    """The traces to measure; the new ones written to `<storage>/qa/<run_id>/todo/` in parts."""
     with open_warehouse(cfg.warehouse) as wh:
         if count_traces(wh, cfg) == 0:
             raise StageNotReady("no traces to check for this config: run synthesize first")
-        frame, measured = traces_to_measure(wh, cfg, key)
+        frame, measured = traces_to_measure(wh, cfg, settings_key(cfg))
         evaluation = latest_evaluation(wh)
-    with nll_scorer(cfg, endpoints) if frame.height > len(measured) else nullcontext() as student_nll:
-        result = measure_traces(
-            frame,
-            load_model(cfg, "student").tokenizer,
-            student_nll=student_nll,
-            run_code=q.run_code,
+    new = frame.filter(~pl.col("trace_id").is_in(list(measured)))
+    folder = shared_storage(cfg) / "qa" / run_id / "todo"
+    n = min(cfg.runner.parts, new.height)
+    parts = [
+        folder.write_table(f"part-{i:04d}.parquet", new.gather_every(n, offset=i).to_arrow())
+        for i in range(n)
+    ]
+    return QAPlan(frame, measured, parts, code_exec_mode(cfg.qa.run_code, cfg.qa.unsafe_exec)[1], evaluation)
+
+
+def measure_part(cfg: PipelineConfig, part: str, code_exec: str, report: Report | None = None) -> str:
+    """The per-trace metrics (tokens, share, repetition, code tests) of the traces of plan part `part`,
+    written beside it under `metrics/`; returns their URL. Raises RuntimeError when this machine would
+    run code otherwise than `code_exec` says (no sandbox here), as the QA key records that."""
+    q = cfg.qa
+    run_code, here = code_exec_mode(q.run_code, q.unsafe_exec)
+    if here != code_exec:
+        raise RuntimeError(f"QA part {part}: code would run otherwise here than planned ({here})")
+    steps = Steps("QA part")
+    with reporting(report, steps.line):
+        metrics = trace_metrics(
+            pl.from_arrow(read_table(part)),
+            run_code=run_code,
             workers=q.workers,
             timeout_s=q.timeout_s,
             memory_mb=q.memory_mb,
+            steps=steps,
             allow_unsafe=q.unsafe_exec,
-            measured=measured,
+        )
+    todo, name = part.rsplit("/", 1)
+    return (Folder(todo.rsplit("/", 1)[0]) / "metrics").write_table(name, metrics.to_arrow())
+
+
+def finish(
+    cfg: PipelineConfig,
+    run_id: str,
+    work: QAPlan,
+    metrics: list[str],
+    report: Report | None = None,
+    endpoints: Endpoints | None = None,
+) -> QAOutcome:
+    """The student NLL and the similarity of the new traces, then every metric stored, the per-method
+    summary summed up in the warehouse, and the report and plots written."""
+    computed = pl.concat([pl.DataFrame(schema=LONG_SCHEMA), *(pl.from_arrow(read_table(m)) for m in metrics)])
+    new = work.frame.height > len(work.measured)
+    with nll_scorer(cfg, endpoints) if new else nullcontext() as student_nll:
+        result = measure_traces(
+            work.frame,
+            load_model(cfg, "student").tokenizer,
+            student_nll=student_nll,
+            run_code=cfg.qa.run_code,
+            allow_unsafe=cfg.qa.unsafe_exec,
+            measured=work.measured,
+            computed=computed,
             report=report,
         )
+    key = settings_key(cfg)
     with open_warehouse(cfg.warehouse) as wh, transaction(wh.con):
         n_metrics = save_trace_metrics(wh, result.per_trace, run_id, key)
         record_qa_run(wh, run_id, key)
@@ -88,17 +151,22 @@ def run(
         n_metrics += save_metrics(wh, per_method, run_id)
     summary = summary_table(per_method, run_id)
     out = cfg.workdir / "qa" / run_id
-    plots = write_plots(frame, result.tfidf, out, evaluation)
+    plots = write_plots(work.frame, result.tfidf, out, work.evaluation)
     path = out / "report.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         markdown_report(
-            summary, plots, run_id=run_id, relative_to=out, notes=[result.code_exec], evaluation=evaluation
+            summary,
+            plots,
+            run_id=run_id,
+            relative_to=out,
+            notes=[result.code_exec],
+            evaluation=work.evaluation,
         )
     )
     n_traces = sum(row["samples"] for row in summary)
     return QAOutcome(
-        summary, path, plots, n_traces, n_metrics, result.code_exec, result.n_measured, evaluation
+        summary, path, plots, n_traces, n_metrics, result.code_exec, result.n_measured, work.evaluation
     )
 
 

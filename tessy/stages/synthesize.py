@@ -25,7 +25,7 @@ from tessy.errors import StageNotReady
 from tessy.filtering.judges import filter_identity
 from tessy.progress import Report
 from tessy.runtime import ROLES, Endpoints, model_endpoints, synthesizer_from_config
-from tessy.storage import Folder
+from tessy.storage import Folder, read_table, shared_storage
 from tessy.synthesis.identity import trace_id_template
 from tessy.synthesis.scheduler import Job, RunStats, run_jobs
 from tessy.synthesis.shards import ShardWriter
@@ -44,13 +44,8 @@ class Plan:
         return [part for i in range(n) if (part := self.jobs[i::n])]
 
 
-def storage(cfg: PipelineConfig) -> Folder:
-    """The folder every part reaches: the config's storage URL, or the workdir."""
-    return Folder(cfg.storage or cfg.workdir)
-
-
 def shard_folder(cfg: PipelineConfig) -> Folder:
-    return storage(cfg) / "shards"
+    return shared_storage(cfg) / "shards"
 
 
 def plan(cfg: PipelineConfig, methods: list[str], limit: int | None = None) -> Plan:
@@ -85,7 +80,7 @@ def _predictors(latest: dict[str, PredictorRef], methods: list[str]) -> dict[str
 def write_parts(cfg: PipelineConfig, run_id: str, work: Plan) -> list[str]:
     """Deal the plan into `runner.parts` parts and write each to storage; returns their URLs, which
     are all a part needs to find its jobs (on any machine)."""
-    folder = storage(cfg) / "plans" / run_id
+    folder = shared_storage(cfg) / "plans" / run_id
     return [
         folder.write_table(f"part-{i:04d}.parquet", pa.Table.from_pylist([asdict(j) for j in jobs]))
         for i, jobs in enumerate(work.parts(cfg.runner.parts))
@@ -93,14 +88,13 @@ def write_parts(cfg: PipelineConfig, run_id: str, work: Plan) -> list[str]:
 
 
 def read_part(url: str) -> list[Job]:
-    folder, name = url.rsplit("/", 1)
-    return [Job(**row) for row in Folder(folder).read_table(name).to_pylist()]
+    return [Job(**row) for row in read_table(url).to_pylist()]
 
 
 def shared_predictors(cfg: PipelineConfig, predictors: dict[str, PredictorRef]) -> dict[str, PredictorRef]:
     """The predictors where every part reaches them: as they are with local storage, else copied once
     to `<storage>/predictors/<id>/`."""
-    folder = storage(cfg)
+    folder = shared_storage(cfg)
     if folder.local:
         return predictors
     shared = {}
