@@ -308,6 +308,8 @@ def load_config(
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a pipeline config is a YAML mapping")
+    if "workers" in (data.get("synthesis") or {}):
+        raise ConfigError(f"{path}: synthesis.workers is now runner.parts (see `runner:` in the README)")
     for section, values in (overrides or {}).items():
         data[section] = {**(data.get(section) or {}), **values}
     if db := db or os.environ.get("TESSY_DB"):

@@ -83,8 +83,14 @@ class Folder:
             to.fs.makedirs(to.root, exist_ok=True)
         self.fs.mv(self.path(name), to.path(name))
 
-    def exists(self, name: str) -> bool:
-        return self.fs.exists(self.path(name))
+    def exists(self, name: str = "") -> bool:
+        """Whether file `name` is here (the folder itself without a name)."""
+        return self.fs.exists(self.path(name) if name else self.root)
+
+    def remove(self) -> None:
+        """Delete the folder and everything in it (nothing when it does not exist)."""
+        if self.exists():
+            self.fs.rm(self.root, recursive=True)
 
     def put_dir(self, local: str | Path, name: str) -> Folder:
         """Copy local folder `local` to `name` here (its files, recursively); returns the copy."""

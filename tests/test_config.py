@@ -18,6 +18,13 @@ def test_unknown_key_is_an_error(tmp_path):
         load_config(path)
 
 
+def test_a_moved_setting_says_where_it_went(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("name: x\nsynthesis:\n  workers: 4\n")
+    with pytest.raises(ConfigError, match=r"old.yaml: synthesis.workers is now runner.parts"):
+        load_config(path)
+
+
 def test_missing_config_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="config not found"):
         load_config(tmp_path / "nope.yaml")

@@ -128,6 +128,7 @@ def test_synthesize_cli_runs_baselines_and_a_rerun_adds_nothing(tmp_path, tiny_m
         pairs = wh.frame("SELECT question_id, method, count(*) AS n FROM traces GROUP BY ALL")
     assert pairs.height == 8 and pairs["n"].max() == 1
     assert not list((cfg.workdir / "shards").glob("*.parquet"))  # loaded shards are moved to loaded/
+    assert not list((cfg.workdir / "plans").iterdir())  # each run's plan is deleted once loaded
 
 
 def test_failed_traces_are_tried_again_on_later_nights(tmp_path, tiny_models):

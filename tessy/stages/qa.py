@@ -149,6 +149,9 @@ def finish(
         record_qa_run(wh, run_id, key)
         per_method = summarize_methods(wh, cfg, key, run_id)
         n_metrics += save_metrics(wh, per_method, run_id)
+    parts = shared_storage(cfg) / "qa" / run_id
+    (parts / "todo").remove()  # the new traces' texts: the warehouse holds them
+    (parts / "metrics").remove()
     summary = summary_table(per_method, run_id)
     out = cfg.workdir / "qa" / run_id
     plots = write_plots(work.frame, result.tfidf, out, work.evaluation)

@@ -144,9 +144,12 @@ def synthesize_part(
 
 
 def load(cfg: PipelineConfig, run_id: str) -> dict[str, int]:
-    """Move the shards' traces and spans into the warehouse (idempotent: see `load_shards`)."""
+    """Move the shards' traces and spans into the warehouse (idempotent: see `load_shards`), then
+    delete the run's plan."""
     with open_warehouse(cfg.warehouse) as wh:
-        return load_shards(wh, shard_folder(cfg), run_id)
+        loaded = load_shards(wh, shard_folder(cfg), run_id)
+    (shared_storage(cfg) / "plans" / run_id).remove()
+    return loaded
 
 
 def summary(cfg: PipelineConfig, run_id: str) -> list[dict[str, Any]]:
