@@ -29,7 +29,7 @@ def qa_flow(
     """
     with stage_run("qa", config_path, cfg, runner=True) as (cfg, run):
         work = plan_qa(cfg, run.run_id)
-        calls = [(cfg, part, work.code_exec, i) for i, part in enumerate(work.parts)]
+        calls = [(cfg, part, work.run_code, i) for i, part in enumerate(work.parts)]
         metrics = map_parts(cfg.runner, "qa-parts", measure_part, calls)
         outcome = check_traces(cfg, run.run_id, work, metrics, endpoints)
         run.stats = {

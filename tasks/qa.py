@@ -21,9 +21,9 @@ def plan_qa(cfg: PipelineConfig, run_id: str) -> stage.QAPlan:
 
 
 @task(task_run_name="QA part {index}")
-def measure_part(cfg: PipelineConfig, part: str, code_exec: str, index: int) -> str:
+def measure_part(cfg: PipelineConfig, part: str, run_code: bool, index: int) -> str:
     logger = get_run_logger()
-    return stage.measure_part(cfg, part, code_exec, lambda line: logger.info("part %d: %s", index, line))
+    return stage.measure_part(cfg, part, run_code, lambda line: logger.info("part %d: %s", index, line))
 
 
 @task(task_run_name="QA of {cfg.name} traces")

@@ -33,7 +33,10 @@ R = TypeVar("R")
 
 def map_parts(runner: RunnerConfig, name: str, step: Task[..., R], calls: list[tuple[Any, ...]]) -> list[R]:
     """`step(*call)` for every call at once, as the tasks of one subflow `name` on the runner that
-    `runner` names (a flow's runner is fixed when it is declared; the config picks it per run)."""
+    `runner` names (a flow's runner is fixed when it is declared; the config picks it per run).
+    No calls, no subflow: a night with nothing new does not reach for the cluster."""
+    if not calls:
+        return []
 
     @flow(name=name, task_runner=task_runner(runner))
     def parts() -> list[R]:

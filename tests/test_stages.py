@@ -413,6 +413,18 @@ def test_the_warehouse_plans_with_the_trace_ids_this_process_computes(tmp_path, 
     assert len(synthesize_stage.plan(cfg, ["teacher-only"]).jobs) == 8  # every contest question
 
 
+def test_a_qa_part_refuses_a_machine_that_runs_code_otherwise(tmp_path, tiny_models):
+    """The QA key records whether code ran: a part on a worker without the planner's sandbox (here:
+    code off where the plan ran it) fails instead of storing metrics under the wrong key."""
+    cfg = ingested(tmp_path, tiny_models, qa={"student_nll": False, "run_code": False})
+    write_traces(cfg, n_questions=1)
+    work = qa_stage.plan(cfg, "qa-1")
+    assert not work.run_code and len(work.parts) == 1
+    with pytest.raises(RuntimeError, match="code tests off .* unlike the planner's machine"):
+        qa_stage.measure_part(cfg, work.parts[0], run_code=True)
+    assert qa_stage.measure_part(cfg, work.parts[0], run_code=False).endswith("/metrics/part-0000.parquet")
+
+
 def test_a_qa_night_reads_only_new_traces_and_sums_up_all(tmp_path, tiny_models):
     from warehouse.metrics import traces_to_measure
 

@@ -15,6 +15,7 @@ Raises: StageNotReady when the config has no traces yet.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ class QAPlan:
     frame: pl.DataFrame  # the traces to measure, and the references they are compared with
     measured: set[str]  # ids in `frame` measured before (references only)
     parts: list[str]  # URLs of the new traces in `runner.parts` parts, for `measure_part`
-    code_exec: str  # how code runs on the machine that planned; every part must run it the same way
+    run_code: bool  # whether code runs on the machine that planned; every part must agree
     evaluation: dict[str, Any] | None
 
 
@@ -76,7 +77,7 @@ def run(
     `endpoints`: servers a caller already runs (the student's score its NLL). `report` gets a
     progress line every half minute."""
     work = plan(cfg, run_id)
-    metrics = [measure_part(cfg, part, work.code_exec, report) for part in work.parts]
+    metrics = [measure_part(cfg, part, work.run_code, report) for part in work.parts]
     return finish(cfg, run_id, work, metrics, report, endpoints)
 
 
@@ -94,17 +95,18 @@ def plan(cfg: PipelineConfig, run_id: str) -> QAPlan:
         folder.write_table(f"part-{i:04d}.parquet", new.gather_every(n, offset=i).to_arrow())
         for i in range(n)
     ]
-    return QAPlan(frame, measured, parts, code_exec_mode(cfg.qa.run_code, cfg.qa.unsafe_exec)[1], evaluation)
+    return QAPlan(frame, measured, parts, code_exec_mode(cfg.qa.run_code, cfg.qa.unsafe_exec)[0], evaluation)
 
 
-def measure_part(cfg: PipelineConfig, part: str, code_exec: str, report: Report | None = None) -> str:
+def measure_part(cfg: PipelineConfig, part: str, run_code: bool, report: Report | None = None) -> str:
     """The per-trace metrics (tokens, share, repetition, code tests) of the traces of plan part `part`,
     written beside it under `metrics/`; returns their URL. Raises RuntimeError when this machine would
-    run code otherwise than `code_exec` says (no sandbox here), as the QA key records that."""
+    not run code where the planner's does (no sandbox here), or the other way round: the QA key
+    records whether code ran."""
     q = cfg.qa
-    run_code, here = code_exec_mode(q.run_code, q.unsafe_exec)
-    if here != code_exec:
-        raise RuntimeError(f"QA part {part}: code would run otherwise here than planned ({here})")
+    runs_here, how = code_exec_mode(q.run_code, q.unsafe_exec)
+    if runs_here != run_code:
+        raise RuntimeError(f"QA part {part} on {socket.gethostname()}: {how}, unlike the planner's machine")
     steps = Steps("QA part")
     with reporting(report, steps.line):
         metrics = trace_metrics(
