@@ -308,6 +308,22 @@ def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
     with pytest.raises(ReleaseTampered, match="not published"):
         release_stage.publish(cfg.warehouse, "r1", "org/set", client=FakeHub())
 
+    # A later night with new predictors answers the same questions again: the release holds the
+    # newest answer of each question and method, once (both would fail the gate).
+    with open_warehouse(cfg.warehouse) as wh:
+        wh.con.execute(
+            "INSERT INTO traces SELECT * REPLACE (trace_id || '-new' AS trace_id, 'run-synth-2' AS run_id)"
+            " FROM traces WHERE method = 'tessy'"
+        )
+        wh.con.execute(
+            "INSERT INTO qa_metrics SELECT subject_id || '-new', metric, value, run_id FROM qa_metrics"
+            " WHERE subject_id IN (SELECT trace_id FROM traces WHERE method = 'tessy')"
+        )
+    newer = release_stage.create(cfg, "r4", "rel-run")
+    assert newer.gate.success and newer.n_rows == 8
+    shipped = pl.read_parquet(newer.folder / "data" / "default" / "*.parquet")
+    assert sorted(shipped.filter(pl.col("method") == "tessy")["trace_id"].str.slice(-4)) == ["-new"] * 4
+
 
 def test_a_release_killed_half_way_then_rerun_gives_one_consistent_release(
     tmp_path, tiny_models, monkeypatch

@@ -25,12 +25,20 @@ _SOLVED = """
 
 def candidate_frame(wh: Warehouse, cfg: PipelineConfig) -> pl.DataFrame:
     """This config's traces of the released methods that passed QA (finished, with an answer), with
-    QA's newest `solved` of each (null where none was measured)."""
+    QA's newest `solved` of each (null where none was measured); of a question's traces of one method,
+    the newest run's only. A night after new predictors (or new synthesis settings) makes new traces
+    of questions that have one already: the release holds each question's answer once."""
     frame = trace_frame(wh, cfg, cfg.release.methods).filter(pl.col("status") == "ok")
     passed = wh.frame(
         "SELECT DISTINCT subject_id AS trace_id FROM qa_metrics WHERE metric = 'answer_present' AND value = 1"
     )
-    return frame.join(passed, on="trace_id", how="semi").join(wh.frame(_SOLVED), on="trace_id", how="left")
+    newest = (
+        frame.join(passed, on="trace_id", how="semi")
+        .sort("run_id", "trace_id")  # run ids begin with their time
+        .unique(["question_id", "method"], keep="last")
+        .sort("trace_id")
+    )
+    return newest.join(wh.frame(_SOLVED), on="trace_id", how="left")
 
 
 def solved_rates(wh: Warehouse, cfg: PipelineConfig, methods: list[str]) -> pl.DataFrame:
