@@ -73,10 +73,6 @@ class Folder:
     def read_table(self, name: str, **kwargs: object) -> pa.Table:
         return pq.read_table(self.path(name), filesystem=self.fs, **kwargs)
 
-    def num_rows(self, name: str) -> int:
-        with self.fs.open(self.path(name), "rb") as f:
-            return pq.read_metadata(f).num_rows
-
     def move(self, name: str, to: Folder) -> None:
         """Move file `name` into folder `to` (same storage)."""
         if to.local:

@@ -14,7 +14,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
 from tessy.quality.expectations import GateConfig, validate_release
-from tessy.quality.measure import measure_traces
+from tessy.quality.measure import code_exec_mode, measure_traces
 from tessy.quality.metrics import method_metrics, repetition_rate, trace_metrics
 from tessy.quality.nll import _fit, student_nll
 from tessy.quality.plots import write_plots
@@ -145,8 +145,10 @@ def student_dir(tmp_path_factory, tokenizer, frame):
 
 @pytest.fixture(scope="module")
 def qa(frame, tokenizer, student_dir):
+    # As the QA parts compute them: code runs only in a sandbox.
+    computed = trace_metrics(frame, run_code=code_exec_mode(True, allow_unsafe=False)[0])
     return measure_traces(
-        frame, tokenizer, student_nll=lambda f, steps: student_nll(f, student_dir, steps=steps)
+        frame, tokenizer, computed, student_nll=lambda f, steps: student_nll(f, student_dir, steps=steps)
     )
 
 

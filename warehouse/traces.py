@@ -78,10 +78,10 @@ def load_shards(wh: Warehouse, folder: Folder, run_id: str) -> dict[str, int]:
     read as traces goes to `quarantine/` with a `quarantine` row saying why; the others load."""
     con = wh.con
     loaded = {row[0] for row in con.execute("SELECT path FROM shard_ledger").fetchall()}
-    table, names, bad = read_shards(folder, skip=loaded)
+    table, rows, bad = read_shards(folder, skip=loaded)
     with transaction(con):
-        if names:
-            ledger = pa.table({"path": names, "n_rows": [folder.num_rows(n) for n in names]})
+        if rows:
+            ledger = pa.table({"path": list(rows), "n_rows": list(rows.values())})
             with registered(con, "_shard", table), registered(con, "_ledger", ledger):
                 counts = _load(con, run_id)
                 con.execute("INSERT INTO shard_ledger SELECT path, n_rows, ?, now() FROM _ledger", [run_id])
@@ -90,7 +90,7 @@ def load_shards(wh: Warehouse, folder: Folder, run_id: str) -> dict[str, int]:
         add_quarantine(wh, [Quarantined("shard", f"{folder.url}/{n}", w, "") for n, w in bad.items()], run_id)
     for name in bad:
         folder.move(name, folder / QUARANTINE)
-    archive_shards(folder, loaded | set(names))
+    archive_shards(folder, loaded | set(rows))
     return {**counts, "quarantined_shards": len(bad)}
 
 

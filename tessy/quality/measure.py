@@ -1,5 +1,5 @@
-"""The per-trace QA metrics of a run in one call: token counts, share, repetition, code tests, the
-student NLL, output similarity to the student, and the TF-IDF vectors the plots need. Per-method
+"""The per-trace QA metrics of a run: the parts' token counts, share, repetition and code tests, with
+the student NLL, output similarity to the student, and the TF-IDF vectors the plots need. Per-method
 metrics are summed up from the stored per-trace ones (`tessy.quality.metrics.method_metrics`)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import polars as pl
 
 from tessy.hashing import config_hash
 from tessy.progress import Report, Steps, reporting
-from tessy.quality.metrics import LONG_SCHEMA, trace_metrics
+from tessy.quality.metrics import LONG_SCHEMA
 from tessy.quality.sandbox import find_sandbox
 from tessy.quality.similarity import Tfidf, similarity_per_trace, tfidf_vectors
 from tessy.quality.traces import ok_traces
@@ -28,50 +28,28 @@ NllScorer = Callable[[pl.DataFrame, Steps], pl.DataFrame]
 class QAResult:
     per_trace: pl.DataFrame  # (subject_id=trace_id, metric, value) of the traces this run measured
     tfidf: Tfidf | None  # of every ok trace of the frame; None when none is ok
-    code_exec: str  # how (or whether) the answers' code ran, for the report
     n_measured: int  # traces measured by this run; the frame's others were measured before
 
 
 def measure_traces(
     frame: pl.DataFrame,
     tokenizer: PreTrainedTokenizerBase,
+    computed: pl.DataFrame,
     *,
     student_nll: NllScorer | None = None,
-    run_code: bool = True,
-    workers: int = 2,
-    timeout_s: float = 5.0,
-    memory_mb: int = 512,
-    allow_unsafe: bool = False,
     measured: Collection[str] = (),
-    computed: pl.DataFrame | None = None,
     report: Report | None = None,
 ) -> QAResult:
     """QA of the traces of `frame` not in `measured` (ids measured before with the same settings; they
     are in the frame as references for the similarity: the student-only responses to the same
-    questions). `tokenizer` is the student's (transformers, fast); the student NLL is scored only when
-    a `student_nll` scorer is given. Code runs only in a sandbox, unless `allow_unsafe`. `computed`:
-    the new traces' `trace_metrics`, when parts computed them elsewhere (then no code runs here).
-    `report` gets a progress line every half minute."""
-    run_code, code_exec = code_exec_mode(run_code, allow_unsafe)
+    questions): `computed`, their `trace_metrics` (the QA parts compute them, code tests included),
+    with the student NLL when a `student_nll` scorer is given and the similarity to the student.
+    `tokenizer` is the student's (transformers, fast). `report` gets a progress line every half
+    minute."""
     new = frame.filter(~pl.col("trace_id").is_in(list(measured)))
     steps = Steps(f"QA of {new.height} traces")
+    parts = [computed]
     with reporting(report, steps.line):
-        steps.begin("trace metrics")
-        parts = [pl.DataFrame(schema=LONG_SCHEMA)]
-        if computed is not None:
-            parts.append(computed)
-        elif new.height:
-            parts.append(
-                trace_metrics(
-                    new,
-                    run_code=run_code,
-                    workers=workers,
-                    timeout_s=timeout_s,
-                    memory_mb=memory_mb,
-                    steps=steps,
-                    allow_unsafe=allow_unsafe,
-                )
-            )
         if student_nll is not None and new.height:
             steps.begin("student NLL")
             parts.append(student_nll(new, steps))
@@ -81,7 +59,7 @@ def measure_traces(
             parts.append(similarity_per_trace(tfidf, set(new["trace_id"])))
         steps.begin("done")
     per_trace = pl.concat([p.cast(LONG_SCHEMA) for p in parts])
-    return QAResult(per_trace, tfidf, code_exec, new.height)
+    return QAResult(per_trace, tfidf, new.height)
 
 
 # Bumped when the set of per-trace metrics changes, so traces stored before are measured again:

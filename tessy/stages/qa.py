@@ -65,6 +65,7 @@ class QAPlan:
     measured: set[str]  # ids in `frame` measured before (references only)
     parts: list[str]  # URLs of the new traces in `runner.parts` parts, for `measure_part`
     run_code: bool  # whether code runs on the machine that planned; every part must agree
+    code_exec: str  # how it runs there (sandboxed, unsafe, not at all), for the report
     evaluation: dict[str, Any] | None
 
 
@@ -89,13 +90,19 @@ def plan(cfg: PipelineConfig, run_id: str) -> QAPlan:
         frame, measured = traces_to_measure(wh, cfg, settings_key(cfg))
         evaluation = latest_evaluation(wh)
     new = frame.filter(~pl.col("trace_id").is_in(list(measured)))
-    folder = shared_storage(cfg) / "qa" / run_id / "todo"
+    folder = _parts_folder(cfg, run_id) / "todo"
     n = min(cfg.runner.parts, new.height)
     parts = [
         folder.write_table(f"part-{i:04d}.parquet", new.gather_every(n, offset=i).to_arrow())
         for i in range(n)
     ]
-    return QAPlan(frame, measured, parts, code_exec_mode(cfg.qa.run_code, cfg.qa.unsafe_exec)[0], evaluation)
+    run_code, code_exec = code_exec_mode(cfg.qa.run_code, cfg.qa.unsafe_exec)
+    return QAPlan(frame, measured, parts, run_code, code_exec, evaluation)
+
+
+def _parts_folder(cfg: PipelineConfig, run_id: str) -> Folder:
+    """Where a QA run's parts go: its new traces under `todo/`, their metrics under `metrics/`."""
+    return shared_storage(cfg) / "qa" / run_id
 
 
 def measure_part(cfg: PipelineConfig, part: str, run_code: bool, report: Report | None = None) -> str:
@@ -133,16 +140,13 @@ def finish(
     """The student NLL and the similarity of the new traces, then every metric stored, the per-method
     summary summed up in the warehouse, and the report and plots written."""
     computed = pl.concat([pl.DataFrame(schema=LONG_SCHEMA), *(pl.from_arrow(read_table(m)) for m in metrics)])
-    new = work.frame.height > len(work.measured)
-    with nll_scorer(cfg, endpoints) if new else nullcontext() as student_nll:
+    with nll_scorer(cfg, endpoints) if work.parts else nullcontext() as student_nll:
         result = measure_traces(
             work.frame,
             load_model(cfg, "student").tokenizer,
+            computed,
             student_nll=student_nll,
-            run_code=cfg.qa.run_code,
-            allow_unsafe=cfg.qa.unsafe_exec,
             measured=work.measured,
-            computed=computed,
             report=report,
         )
     key = settings_key(cfg)
@@ -151,7 +155,7 @@ def finish(
         record_qa_run(wh, run_id, key)
         per_method = summarize_methods(wh, cfg, key, run_id)
         n_metrics += save_metrics(wh, per_method, run_id)
-    parts = shared_storage(cfg) / "qa" / run_id
+    parts = _parts_folder(cfg, run_id)
     (parts / "todo").remove()  # the new traces' texts: the warehouse holds them
     (parts / "metrics").remove()
     summary = summary_table(per_method, run_id)
@@ -165,13 +169,13 @@ def finish(
             plots,
             run_id=run_id,
             relative_to=out,
-            notes=[result.code_exec],
+            notes=[work.code_exec],
             evaluation=work.evaluation,
         )
     )
     n_traces = sum(row["samples"] for row in summary)
     return QAOutcome(
-        summary, path, plots, n_traces, n_metrics, result.code_exec, result.n_measured, work.evaluation
+        summary, path, plots, n_traces, n_metrics, work.code_exec, result.n_measured, work.evaluation
     )
 
 

@@ -70,19 +70,19 @@ def finished_ids(folder: Folder) -> set[str]:
 
 def read_shards(
     folder: Folder, skip: set[str] | frozenset[str] = frozenset()
-) -> tuple[pa.Table, list[str], dict[str, str]]:
-    """The traces of the shards in `folder` whose names are not in `skip`, their names, and the
-    shards that could not be read as traces (name -> why)."""
-    tables, names, bad = [], [], {}
+) -> tuple[pa.Table, dict[str, int], dict[str, str]]:
+    """The traces of the shards in `folder` whose names are not in `skip`, the traces each of those
+    shards holds (name -> rows), and the shards that could not be read as traces (name -> why)."""
+    tables, rows, bad = [], {}, {}
     for name in folder.names():
         if name in skip:
             continue
         try:
             tables.append(_as_traces(folder.read_table(name)))
-            names.append(name)
+            rows[name] = tables[-1].num_rows
         except (pa.ArrowException, OSError, ValueError) as e:
             bad[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    return (pa.concat_tables(tables) if tables else SCHEMA.empty_table()), names, bad
+    return (pa.concat_tables(tables) if tables else SCHEMA.empty_table()), rows, bad
 
 
 def _as_traces(table: pa.Table) -> pa.Table:
