@@ -136,6 +136,14 @@ class SynthesisConfig(_Strict):
         ge=1,
         description="TESSY: a span keeps at least this many of its author's words before a cut",
     )
+    # The reference cuts at the first token whose argmax is the other class (0.5 here). A predictor with
+    # a few percent of false switches then cuts most clauses short: spans alternate word by word.
+    switch_confidence: float = Field(
+        default=0.5,
+        ge=0.5,
+        lt=1,
+        description="TESSY: a span ends where the predictor gives the other class more than this probability",
+    )
     # A code block drafted in the thinking is capability through and through; a cut inside it hands
     # the other model half a program (the reference code may cut anywhere).
     cut_in_code: bool = Field(

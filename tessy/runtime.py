@@ -127,7 +127,9 @@ def synthesizer_from_config(
             engine=model.engine,
             family=model.family,
             count_tokens=model.count_tokens,
-            boundary=BatchedBoundary(BoundaryPredictor(ref.path)) if ref and "tessy" in s.methods else None,
+            boundary=BatchedBoundary(BoundaryPredictor(ref.path, switch_confidence=s.switch_confidence))
+            if ref and "tessy" in s.methods
+            else None,
             k=k,
             model=model.config.name_on_server,
             predictor_id=ref.predictor_id if ref else "",

@@ -157,3 +157,22 @@ def test_refuses_a_base_without_a_trained_head(tmp_path):
     a, b = (BoundaryPredictor(base, device="cpu") for _ in range(2))
     request = [Request("s", "we add", " the values so", "teacher")]
     torch.testing.assert_close(a.predict(request)[0].logits, b.predict(request)[0].logits)
+
+
+def test_switch_confidence_cuts_only_where_the_other_class_is_likely_enough(base):
+    """At 0.5 the classes are the argmax (the reference's rule); higher, a token is a switch only
+    where the predictor gives the other class more than that: the same logits, fewer or later cuts."""
+    new = " the values so on and so forth then the answer equals the sum"
+    argmax, sure = (BoundaryPredictor(base, device="cpu", switch_confidence=c) for c in (0.5, 0.99))
+    for role, other in (("teacher", STYLE), ("student", CAPABILITY)):
+        [a] = argmax.predict([Request("s", "we add", new, role)])
+        [b] = sure.predict([Request("s", "we add", new, role)])
+        torch.testing.assert_close(a.logits, b.logits)
+        assert list(a.next_classes) == a.logits.argmax(-1).tolist()
+        p_other = a.logits.softmax(-1)[:, other]
+        assert [c == other for c in b.next_classes] == (p_other > 0.99).tolist()
+        assert b.keep >= a.keep
+        argmax.release("s")
+        sure.release("s")
+    with pytest.raises(ValueError, match="switch_confidence"):
+        BoundaryPredictor(base, device="cpu", switch_confidence=1.0)

@@ -23,6 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from tessy.boundary.cut import ROLES, Cut, Range, find_cut
 from tessy.boundary.kvcache import KVPool
+from tessy.boundary.labels import CAPABILITY, STYLE
 from tessy.boundary.model import inference_dtype, load_classifier, resolve_device
 
 _TAIL_CHARS_PER_TOKEN = 16  # a new sample's context is cut to max_window * this many chars before tokenizing
@@ -109,9 +110,13 @@ class BoundaryPredictor:
         max_window: int = 200,
         incremental: bool = True,
         dtype: torch.dtype | None = None,
+        switch_confidence: float = 0.5,
     ):
         if max_window < 2:
             raise ValueError(f"max_window must be at least 2, got {max_window}")
+        if not 0.5 <= switch_confidence < 1:
+            raise ValueError(f"switch_confidence must be in [0.5, 1), got {switch_confidence}")
+        self.switch_confidence = switch_confidence
         self.device = resolve_device(device)
         self.model, self.tokenizer = shared_classifier(
             model_dir, self.device, dtype or inference_dtype(self.device)
@@ -176,12 +181,19 @@ class BoundaryPredictor:
         logits = self._feed(jobs) if jobs else []
         for job, lg in zip(jobs, logits, strict=True):
             r, w = job.request, job.new
-            classes = lg.argmax(-1).tolist()
+            classes = self._classes(r.role, lg)
             ends = [e - w.ctx_chars for e in w.ends[job.first_new :]]
             cut = find_cut(r.role, classes, ends, len(r.new), r.no_cut)
             out[job.index] = Prediction(cut.keep, cut.switch, tuple(classes), tuple(ends), lg)
             self._windows[r.key] = w
         return out
+
+    def _classes(self, role: str, logits: torch.Tensor) -> list[int]:
+        """The predicted next class per token: the other role's class only where its probability is
+        over `switch_confidence` (at 0.5, the argmax)."""
+        other = STYLE if role == "teacher" else CAPABILITY
+        switch = logits.float().softmax(-1)[:, other] > self.switch_confidence
+        return torch.where(switch, other, 1 - other).tolist()
 
     def _tokenize(self, jobs: Sequence[_Job]) -> None:
         """Tokenize each job's window, reusing the old window's tokens up to a point safely before
