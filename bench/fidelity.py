@@ -7,11 +7,14 @@ labelled by the LLM filter, the predictors stage trains both boundary predictors
 stage writes TESSY, teacher-only, student-only and teacher-think traces through vLLM servers
 started once, and QA measures them (code run in the sandbox, the student's NLL of the thinking).
 
-Prints per method: traces, failed, solved rate (over finished traces), student token share, TF-IDF
+Prints per method: traces, failed, solved rate (over finished traces), student token share (of the
+whole trace, and of the thinking alone: the microworld's answer repeats the drafted code, about 28%
+of a TESSY trace, where a real trace's answer is a small part of it), TF-IDF
 similarity to student-only, student NLL, answer_follows_draft (the answer's code is the thinking's
 last draft); then the solved rate per problem family. `--json`: the last line is one object,
-{"solved": {method: x}, "tessy_vs_teacher_solved": r, "student_share": s, "similarity": {method: x},
-"nll": {method: x}, "answer_follows_draft": {method: x}, "questions": n, "seconds": t}.
+{"solved": {method: x}, "tessy_vs_teacher_solved": r, "student_share": s, "student_share_thinking": s,
+"similarity": {method: x}, "nll": {method: x}, "answer_follows_draft": {method: x}, "questions": n,
+"seconds": t}.
 
     python bench/fidelity.py [--questions 200] [--seed 0] [--json]
 """
@@ -45,12 +48,22 @@ from warehouse.db import open_warehouse, recorded_run
 WORK = Path(".tessy/bench/fidelity")
 METHODS = ["tessy", "teacher-only", "student-only", "teacher-think"]
 
-# One row per finished trace: its question, thinking and answer, QA's solved flag and student NLL.
+# One row per finished trace: its question, thinking and answer, QA's solved flag and student NLL, and
+# the student's tokens in the thinking alone (every span but the last, the answer).
 TRACES = """
+WITH thinking AS (
+    SELECT trace_id, sum(n_tokens)::DOUBLE AS n_thinking,
+           coalesce(sum(n_tokens) FILTER (WHERE author = 'student'), 0)::DOUBLE
+           AS n_thinking_student
+    FROM (SELECT *, idx = max(idx) OVER (PARTITION BY trace_id) AS is_answer FROM spans)
+    WHERE NOT is_answer GROUP BY trace_id
+)
 SELECT t.trace_id, t.method, q.text AS question, t.text, t.answer, t.n_tokens, t.n_tokens_student,
+       th.n_thinking, th.n_thinking_student,
        max(m.value) FILTER (WHERE m.metric = 'solved') AS solved,
        max(m.value) FILTER (WHERE m.metric = 'student_nll') AS nll
 FROM traces t JOIN questions q USING (question_id) LEFT JOIN qa_metrics m ON m.subject_id = t.trace_id
+LEFT JOIN thinking th USING (trace_id)
 WHERE t.status = 'ok'
 GROUP BY ALL
 """
@@ -92,6 +105,7 @@ def traces(cfg: PipelineConfig, questions: int, seed: int) -> pl.DataFrame:
         family=pl.col("question").replace_strict(family, default=None),
         follows=pl.Series(follows, dtype=pl.Float64),
         share=pl.col("n_tokens_student") / pl.col("n_tokens"),
+        thinking_share=pl.col("n_thinking_student") / pl.col("n_thinking"),
     )
 
 
@@ -100,6 +114,7 @@ def method_table(frame: pl.DataFrame, failed: dict[str, int], similarity: dict[s
         traces=pl.len(),
         solved=pl.col("solved").mean(),
         student_share=pl.col("share").mean(),
+        thinking_share=pl.col("thinking_share").mean(),
         nll=pl.col("nll").mean(),
         answer_follows_draft=pl.col("follows").mean(),
     )
@@ -141,6 +156,7 @@ def main(
         "solved": {m: r["solved"] for m, r in rows.items()},
         "tessy_vs_teacher_solved": rows["tessy"]["solved"] / teacher if teacher else None,
         "student_share": rows["tessy"]["student_share"],
+        "student_share_thinking": rows["tessy"]["thinking_share"],
         "similarity": {m: r["similarity"] for m, r in rows.items()},
         "nll": {m: r["nll"] for m, r in rows.items()},
         "answer_follows_draft": {m: r["answer_follows_draft"] for m, r in rows.items()},

@@ -3,8 +3,9 @@
 Preset "default" (seed 0), trained with batch 4 and AdamW (lr 2e-3, warmup, cosine) on a loss
 averaged per conversation; half of each model's problems start from a thinking mixed from both
 styles, half of those handed over at the end (for the student, half of those after the teacher's
-closing line, as TESSY's teacher ends the thinking), with a given key step buggy half the time
-whatever the family (see `corpus.py`):
+closing line, as TESSY's teacher ends the thinking; for the teacher, half of them cut at another word
+of the student's step than its opener's end, as TESSY's predictors cut), with a given key step buggy
+half the time whatever the family (see `corpus.py`):
 - student: Qwen3ForCausalLM, 1.15M parameters (hidden 128, 3 layers, 4 heads x 64, 2 KV heads),
   Qwen3 chat format, byte-level BPE of 2,050 tokens (digits split one by one); 8,000 conversations,
   2,000 steps, 3.75M tokens, final completion loss 0.09. At 4,000 conversations it carried out a
@@ -14,7 +15,7 @@ whatever the family (see `corpus.py`):
 - teacher: LlamaForCausalLM, 3.93M parameters (hidden 256, 4 layers, 4 heads x 64, 2 KV heads),
   GPT-OSS harmony format, byte-level BPE of 3,072 tokens (digits grouped by three); 2,000
   conversations plus 400 contest-judge turns, 600 steps, 1.03M tokens, final completion loss 0.07.
-Measured on the 2-core machine: student 548-650 s, teacher 292-331 s, about 15 min wall in all.
+Measured on the 2-core machine: student 385-404 s, teacher 217-221 s, about 10.5 min wall in all.
 Held-out eval (`tessy microworld eval`, n=100, temperature 0.6): teacher pass@1 0.84, answer
 follows its own draft 0.89, a given draft 0.86; student 0.36, 1.0, 0.96; style purity 1.0 for both;
 teacher contest-judge agreement 1.0.

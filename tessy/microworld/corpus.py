@@ -10,7 +10,7 @@ from tessy.microworld.judge import judge_example
 from tessy.microworld.problems import generate_others, generate_problems
 from tessy.microworld.records import Problem
 from tessy.microworld.styles import STEPS, Style, other_style
-from tessy.microworld.traces import make_trace
+from tessy.microworld.traces import Trace, make_trace
 
 # Share of training problems whose prompt already holds part of a thinking mixed from both styles,
 # as TESSY hands it over: each model learns to continue the other's text in its own style instead
@@ -25,6 +25,11 @@ TEACHER_CLOSER_RATE = 0.5
 # Chance that a key step already in the prompt is the buggy one, whatever the family: the model must
 # carry out the key and draft it reads, not recall the family's usual answer.
 GIVEN_BUG_RATE = 0.5
+# Share of the teacher's hand-overs cut at a word boundary other than the end of the student's opener:
+# TESSY's student predictor may cut after a filler, inside an opener or a few words into a clause,
+# and the teacher must carry on that text (it closed its analysis, or looped, on cuts it never saw).
+RAGGED_RATE = 0.5
+CLAUSE_WORDS = 6  # how far into the clause such a late cut may fall
 
 
 @dataclass(frozen=True)
@@ -75,10 +80,30 @@ def mixed_conversation(problem: Problem, style: Style, rng: Random) -> Conversat
         )
     start, end = trace.style_spans[handover]
     cut = end if style == "teacher" else start
+    if style == "teacher" and rng.random() < RAGGED_RATE:
+        cut = rng.choice(_ragged_cuts(trace, handover))
     prefix, rest = trace.thinking[:cut], trace.thinking[cut:]
     if style == "student" and rng.random() < 0.5:
         prefix, rest = prefix + "\n", rest.lstrip()
     return _conversation(style, problem.statement, prefix + rest, trace.answer, given=len(prefix))
+
+
+def _ragged_cuts(trace: Trace, step: int) -> list[int]:
+    """Where a predictor may cut the student's step `step`: after any word of its opener or of the
+    first words of its clause, never inside a code block (synthesis does not cut there)."""
+    text, (start, end) = trace.thinking, trace.style_spans[step]
+    step_end = trace.style_spans[step + 1][0] if step + 1 < len(trace.style_spans) else len(text)
+    clause = [i for i in _word_ends(text, end, step_end) if "```" not in text[end:i]]
+    return _word_ends(text, start, end) + clause[:CLAUSE_WORDS]
+
+
+def _word_ends(text: str, start: int, end: int) -> list[int]:
+    """Offsets in (start, end] where a word ends."""
+    return [
+        i
+        for i in range(start + 1, end + 1)
+        if not text[i - 1].isspace() and (i == len(text) or text[i].isspace())
+    ]
 
 
 def conversations(style: Style, n: int, seed: int, n_judge: int = 0) -> list[Conversation]:
