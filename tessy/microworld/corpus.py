@@ -53,8 +53,9 @@ def mixed_conversation(problem: Problem, style: Style, rng: Random) -> Conversat
     """A conversation whose prompt ends inside a mixed-style thinking; the target is `style`'s rest.
 
     The teacher's prefix ends on an opener of the student (TESSY cuts the student after a style
-    span), the student's right after a capability span, sometimes with the teacher's newline, or after
-    the teacher's closer: the whole thinking is given and the student answers.
+    span) or at another word of that step (where a predictor's cut may fall); the student's right
+    after a capability span, sometimes with the teacher's newline, or after the teacher's closer: the
+    whole thinking is given and the student answers.
     """
     other = other_style(style)
     last = len(STEPS) - 1 if style == "teacher" else len(STEPS)  # the draft's opener; the closer
