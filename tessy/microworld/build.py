@@ -16,8 +16,8 @@ half the time whatever the family (see `corpus.py`):
   GPT-OSS harmony format, byte-level BPE of 3,072 tokens (digits grouped by three); 2,000
   conversations plus 400 contest-judge turns, 600 steps, 1.03M tokens, final completion loss 0.07.
 Measured on the 2-core machine: student 385-404 s, teacher 217-221 s, about 10.5 min wall in all.
-Held-out eval (`tessy microworld eval`, n=100, temperature 0.6): teacher pass@1 0.84, answer
-follows its own draft 0.89, a given draft 0.86; student 0.36, 1.0, 0.96; style purity 1.0 for both;
+Held-out eval (`tessy microworld eval`, n=100, temperature 0.6): teacher pass@1 0.91, answer
+follows its own draft 0.98, a given draft 0.82; student 0.35, 0.99, 0.96; style purity 1.0 for both;
 teacher contest-judge agreement 1.0.
 Preset "tiny" builds a real, loadable, barely trained pair in seconds for unit tests.
 
