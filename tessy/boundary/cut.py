@@ -20,6 +20,13 @@ class Cut:
     switch: bool  # whether the other role writes next
 
 
+def switch_class(role: str) -> int:
+    """The class that ends `role`'s span: style for the teacher, capability for the student."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    return STYLE if role == "teacher" else CAPABILITY
+
+
 def find_cut(
     role: str,
     next_classes: Sequence[int],
@@ -31,9 +38,7 @@ def find_cut(
     through its first new token predicted to be followed by capability; that token is always kept, so
     a cut keeps at least one token. With no such token everything is kept and the role stays. No cut
     falls strictly inside a range of `no_cut` (sorted [start, end) char ranges of the new text)."""
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-    other = STYLE if role == "teacher" else CAPABILITY
+    other = switch_class(role)
     starts = [a for a, _ in no_cut]
     for cls, end in zip(next_classes, token_ends, strict=True):
         if cls == other:

@@ -21,9 +21,8 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from tessy.boundary.cut import ROLES, Cut, Range, find_cut
+from tessy.boundary.cut import ROLES, Cut, Range, find_cut, switch_class
 from tessy.boundary.kvcache import KVPool
-from tessy.boundary.labels import CAPABILITY, STYLE
 from tessy.boundary.model import inference_dtype, load_classifier, resolve_device
 
 _TAIL_CHARS_PER_TOKEN = 16  # a new sample's context is cut to max_window * this many chars before tokenizing
@@ -191,7 +190,7 @@ class BoundaryPredictor:
     def _classes(self, role: str, logits: torch.Tensor) -> list[int]:
         """The predicted next class per token: the other role's class only where its probability is
         over `switch_confidence` (at 0.5, the argmax)."""
-        other = STYLE if role == "teacher" else CAPABILITY
+        other = switch_class(role)
         switch = logits.float().softmax(-1)[:, other] > self.switch_confidence
         return torch.where(switch, other, 1 - other).tolist()
 
