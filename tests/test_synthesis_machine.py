@@ -26,6 +26,8 @@ def count_words(text: str) -> int:
 class ScriptedEngine:
     """Replies with the next scripted text, streamed word by word through `until`."""
 
+    piece = re.compile(r"\S+\s*")  # what arrives in one streamed event
+
     def __init__(self, name: str, script: list[str]):
         self.name, self.script, self.prompts, self.params = name, list(script), [], []
         self.finishes: list[str] = []
@@ -38,7 +40,7 @@ class ScriptedEngine:
         self.params.append(params)
         reply = self.reply(prompt, params)
         if until is not None:
-            for match in re.finditer(r"\S+\s*", reply):
+            for match in self.piece.finditer(reply):
                 cut = await ask_until(until, reply[: match.end()])
                 if cut is not None:
                     self.finishes.append("cut")
@@ -347,6 +349,72 @@ def test_a_code_block_in_the_thinking_is_never_cut(mode, lag):
     assert spans_of(run(synth))[1] == ("teacher", "We add:\n```python\nSo = 1\nprint(So)\n```")
     synth, *_ = make(student_script, [teacher_reply], cut_in_code=True, **MODES[mode])
     assert spans_of(run(synth))[1] == ("teacher", "We add:\n```python")
+
+
+class FenceBlind(LexiconBoundary):
+    """Words and whitespace runs are tokens. A word's class is the next word's (as LexiconBoundary);
+    the teacher's predictor also reads the whitespace before a code fence, and a backtick ending the
+    text (a fence half streamed), as the end of its clause."""
+
+    async def cut(self, key, context, new_text, role, no_cut=()):
+        self.calls.append((role, new_text))
+        tokens = list(re.finditer(r"\S+|\s+", new_text))
+        classes = []
+        for i, tok in enumerate(tokens):
+            nxt = next((t.group() for t in tokens[i + 1 :] if not t.group().isspace()), "")
+            if role == "teacher" and (
+                (tok.group().isspace() and nxt.startswith("```")) or (not nxt and tok.group().endswith("`"))
+            ):
+                classes.append(STYLE)
+            else:  # the last word's successor is unknown
+                classes.append(-1 if not nxt else STYLE if nxt in STYLE_WORDS else CAPABILITY)
+        return find_cut(role, classes, [t.end() for t in tokens], len(new_text), no_cut)
+
+
+class CharByChar(ScriptedEngine):
+    piece = re.compile(".", re.S)
+
+
+FENCED = "Add:\n```python\nx = 1\n```\nSo done."
+STUDENT = ["Okay, let's see. We", "So let's see.</think>", "ans<eos>"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_min_span_never_stretches_a_cut_into_a_code_fence(mode):
+    """The teacher's predictor asks for a switch on the line break after its span's first word, right
+    before a fence. With min_span_tokens=2 that is no cut point: the span's first cut point lies in
+    its second word, here the fence, inside the block. (The switch once counted as a cut after the
+    first word, stretched to the second word's end: the teacher kept "```python" and the student
+    wrote the program.)"""
+    synth, *_ = make(STUDENT, [FENCED], min_span_tokens=2, **MODES[mode])
+    for writer in synth.writers.values():
+        writer.boundary = FenceBlind()
+    assert spans_of(run(synth)) == [
+        ("student", "Okay, let's see."),
+        ("teacher", "Add:\n```python\nx = 1\n```"),
+        ("student", "So let's see."),
+        ("student", "ans"),
+    ]
+
+
+@pytest.mark.parametrize("lag", [0, 3])
+def test_a_stream_cut_judged_on_a_half_written_fence_is_dropped(lag):
+    """Streamed char by char, the teacher's text is checked when it ends in "\n`": no fence yet, so
+    the predictor's switch after the backtick is a cut point. Once the word is whole it is
+    "```python", the opening of a block: the cut is dropped and the teacher keeps its program."""
+    synth, *_ = make(STUDENT, [FENCED], mode="stream", check_every=1, min_span_tokens=2)
+    synth.writers["teacher"].engine = teacher = CharByChar("t", [FENCED])
+    for writer in synth.writers.values():
+        writer.boundary = FenceBlind(lag)
+    assert spans_of(run(synth)) == [
+        ("student", "Okay, let's see."),
+        ("teacher", "Add:\n```python\nx = 1\n```"),
+        ("student", "So let's see."),
+        ("student", "ans"),
+    ]
+    # The predictor was asked about the half-written fence, and its switch there did not stop the stream.
+    assert ("teacher", "`") in synth.writers["teacher"].boundary.calls
+    assert teacher.finishes == ["cut"]
 
 
 def test_code_blocks_are_found_from_a_fence_before_the_new_text():

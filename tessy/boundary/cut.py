@@ -1,7 +1,6 @@
 """Where a span ends, given the predicted class of the token after each new token (docs/architecture.md,
 "the synthesis state machine")."""
 
-import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,15 +36,18 @@ def find_cut(
     """The teacher keeps through its first new token predicted to be followed by style, the student
     through its first new token predicted to be followed by capability; that token is always kept, so
     a cut keeps at least one token. With no such token everything is kept and the role stays. No cut
-    falls strictly inside a range of `no_cut` (sorted [start, end) char ranges of the new text)."""
+    falls strictly inside a range of `no_cut` ([start, end) char ranges of the new text)."""
     other = switch_class(role)
-    starts = [a for a, _ in no_cut]
     for cls, end in zip(next_classes, token_ends, strict=True):
-        if cls == other:
-            i = bisect.bisect_left(starts, end) - 1
-            if i < 0 or end >= no_cut[i][1]:
-                return Cut(end, True)
+        if cls == other and is_cut_point(end, no_cut):
+            return Cut(end, True)
     return Cut(n_chars, False)
+
+
+def is_cut_point(offset: int, no_cut: Sequence[Range]) -> bool:
+    """Whether a span may end at `offset`: not strictly inside a range of `no_cut` (a range's start
+    and end are cut points)."""
+    return not any(start < offset < end for start, end in no_cut)
 
 
 def code_blocks(text: str, start: int = 0) -> tuple[Range, ...]:

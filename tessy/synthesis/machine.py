@@ -19,7 +19,7 @@ from functools import partial
 from itertools import islice
 from typing import Any, Literal, Protocol
 
-from tessy.boundary.cut import Cut, Range, code_blocks
+from tessy.boundary.cut import Cut, Range, code_blocks, is_cut_point
 from tessy.config import SynthesisConfig, declared_default
 from tessy.engines.base import Completion, Engine, RequestRejected, Sampling
 from tessy.hashing import sha256_text
@@ -139,12 +139,10 @@ def word_cut(text: str, keep: int, how: str, *, least: int = 1, closed: bool = F
     return next(i for i in range(keep - 1, 0, -1) if text[i].isspace())
 
 
-def _word_end(text: str, n: int) -> int | None:
-    """Char offset where the `n`-th word of `text` ends (0 for none); None when it has fewer words."""
-    if n == 0:
-        return 0
-    match = next(islice(_WORD.finditer(text), n - 1, None), None)
-    return match.end() if match else None
+def _word_start(text: str, n: int) -> int | None:
+    """Char offset where word `n` of `text` starts (counting from 0); None when it has no such word."""
+    match = next(islice(_WORD.finditer(text), n, None), None)
+    return match.start() if match else None
 
 
 def _kept(family: Family, completion: Completion, keep: int) -> tuple[str, bool]:
@@ -293,7 +291,7 @@ class Synthesizer:
                 prompt, replace(s.sampling, max_tokens=writer.k, seed=seed)
             )
         else:
-            until = _StreamCut(predict, writer.family, s, skip + 1)
+            until = _StreamCut(predict, partial(self._no_cut, thinking), writer.family, s, skip + 1)
             params = replace(s.sampling, max_tokens=s.span_cap, seed=seed)
             try:
                 completion = await writer.engine.complete(prompt, params, until=until)
@@ -305,15 +303,22 @@ class Synthesizer:
         return completion, keep, switch
 
     async def _predict(self, writer: Writer, key: str, thinking: str, skip: int, new: str) -> Cut:
-        """The writer's predictor on `new`, its first `skip` words read as context; no cut while
+        """The writer's predictor on `new`, its first `skip` words and the whitespace after them read
+        as context, so the first cut point is inside word `skip + 1` (a switch predicted on the
+        whitespace would be stretched to that word's end, past a code fence opening it); no cut while
         `new` has no more words than that, nor inside a code block (unless `cut_in_code`)."""
-        head = _word_end(new, skip)
-        if head is None or not new[head:].strip():
+        head = _word_start(new, skip)
+        if head is None:
             return Cut(len(new), False)
         context = thinking + new[:head]
-        no_cut = () if self.settings.cut_in_code else code_blocks(context + new[head:], len(context))
-        cut = await writer.boundary.cut(key, context, new[head:], writer.name, no_cut)
+        cut = await writer.boundary.cut(
+            key, context, new[head:], writer.name, self._no_cut(context, new[head:])
+        )
         return Cut(head + cut.keep, cut.switch)
+
+    def _no_cut(self, thinking: str, new: str) -> tuple[Range, ...]:
+        """Where in `new` no span may end: inside a code block (none with `cut_in_code`)."""
+        return () if self.settings.cut_in_code else code_blocks(thinking + new, len(thinking))
 
     async def _final_cut(
         self, family: Family, completion: Completion, predict: Callable[[str], Awaitable[Cut]], least: int
@@ -451,12 +456,20 @@ class _StreamCut:
     one question out, so the predictor sees every sample's latest text in one batch instead of one
     question per streamed event. Once an answer asks to switch, stop at the end of the word the cut
     falls in. An end-of-thinking marker stops the stream too, but a cut before it wins; with no cut
-    yet, `_span` judges the text before the marker as a whole."""
+    yet, `_span` judges the text before the marker as a whole. A cut was judged on an earlier text:
+    one that the grown text puts inside a code block (a fence half written then, or a word the cut
+    was stretched to) is dropped."""
 
     def __init__(
-        self, predict: Callable[[str], Awaitable[Cut]], family: Family, settings: Settings, least: int
+        self,
+        predict: Callable[[str], Awaitable[Cut]],
+        no_cut: Callable[[str], tuple[Range, ...]],
+        family: Family,
+        settings: Settings,
+        least: int,
     ):
-        self.predict, self.family, self.settings, self.least = predict, family, settings, least
+        self.predict, self.no_cut, self.family = predict, no_cut, family
+        self.settings, self.least = settings, least
         self.checked_words = 0
         self.check: asyncio.Task[Cut] | None = None
         self.pending: int | None = None
@@ -468,30 +481,36 @@ class _StreamCut:
             cut, self.check = self.check.result(), None
             if cut.switch:
                 self.pending = cut.keep  # an offset into an earlier text, which `text` extends
-        if self.pending is None:
-            if hit:
-                return hit[1]
-            words = len(text.split())
-            if self.check is None and words - self.checked_words >= self.settings.check_every:
-                self.checked_words = words
-                self.check = asyncio.ensure_future(self.predict(text))
-            return None
-        if hit:
+        if self.pending is not None:
             # The earlier text may have held the marker's first characters: clamp to its start.
-            visible = text[: hit[0]]
+            visible = text if hit is None else text[: hit[0]]
             keep = word_cut(
-                visible, min(self.pending, hit[0]), self.settings.word_boundary, least=self.least, closed=True
+                visible,
+                min(self.pending, len(visible)),
+                self.settings.word_boundary,
+                least=self.least,
+                closed=hit is not None,
             )
-            if not visible[keep:].strip():
-                return hit[1]  # the cut reaches the marker: none; the thinking ends
-            self.switched = True
-            return keep
-        keep = word_cut(text, self.pending, self.settings.word_boundary, least=self.least)
-        growing = keep == len(text) and not text[-1].isspace()
-        if growing or (self.settings.word_boundary == "extend" and keep < self.pending):
-            return None  # the word the cut falls in is still being written
-        self.switched = True
-        return keep
+            growing = keep == len(text) and not text[-1].isspace()
+            if not is_cut_point(keep, self.no_cut(visible)):
+                self.pending = None
+            elif hit:
+                if not visible[keep:].strip():
+                    return hit[1]  # the cut reaches the marker: none; the thinking ends
+                self.switched = True
+                return keep
+            elif growing or (self.settings.word_boundary == "extend" and keep < self.pending):
+                return None  # the word the cut falls in is still being written
+            else:
+                self.switched = True
+                return keep
+        if hit:
+            return hit[1]
+        words = len(text.split())
+        if self.check is None and words - self.checked_words >= self.settings.check_every:
+            self.checked_words = words
+            self.check = asyncio.ensure_future(self.predict(text))
+        return None
 
     async def settle(self) -> None:
         """Wait for a question still out, so the predictor sees this sample's requests in order."""
