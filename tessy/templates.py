@@ -61,6 +61,12 @@ class Family:
         # At equal starts the longest marker wins, so the answer starts after all of it.
         return min(hits, key=lambda h: (h[0], -h[1])) if hits else None
 
+    def partial_end(self, text: str) -> int:
+        """How many chars at the end of `text` begin an end-of-thinking marker (0 for none)."""
+        return max(
+            (n for m in self.end_markers for n in range(len(m) - 1, 0, -1) if text.endswith(m[:n])), default=0
+        )
+
     def end_of_thinking(self, text: str) -> int | None:
         """Char offset where the thinking in `text` ends, or None while it goes on."""
         hit = self.find_end(text)

@@ -318,6 +318,25 @@ def test_a_family_whose_end_of_sequence_is_no_end_of_thinking_goes_on():
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_an_end_of_thinking_marker_split_by_the_token_cap_is_written_whole_next(mode):
+    """The teacher's reply runs into its cap after "assistant", the first half of GPT-OSS's marker
+    as served. That half is kept back, so the next request writes the whole marker and the thinking
+    ends there. (Kept, the next request's "final..." held no marker: the teacher's answer went into
+    the thinking, 11 of 199 TESSY traces on the fidelity bench.)"""
+    synth, student, teacher, _ = make(
+        ["Okay, let's see. We", "ans<eos>"], ["We add them. Done.assistant", "assistantfinal"], **MODES[mode]
+    )
+    trace = run(synth)
+    assert spans_of(trace) == [
+        ("student", "Okay, let's see."),
+        ("teacher", "We add them. Done."),
+        ("student", "ans"),
+    ]
+    assert teacher.prompts[1].endswith("Okay, let's see.We add them. Done.")
+    assert trace.cost["teacher"].wasted == 1  # the word "Done.assistant" held back, written again
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_min_span_tokens_keeps_a_spans_first_words_uncut(mode):
     """With min_span_tokens=3 neither "Okay," nor "We" (each followed by the other kind) is a cut
     point: each span ends at the next cut point after its third word."""

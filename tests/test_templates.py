@@ -92,6 +92,15 @@ def test_earliest_marker_wins() -> None:
     assert QWEN3.split_thinking(text) == ("a", "b</think>c")
 
 
+def test_partial_end_counts_a_markers_first_chars_at_the_texts_end() -> None:
+    assert GPT_OSS.partial_end("Done.assistant") == len("assistant")
+    assert GPT_OSS.partial_end("Done.<|end|><|start|>") == len("<|end|><|start|>")
+    assert QWEN3.partial_end("so x </thi") == len("</thi")
+    assert (
+        QWEN3.partial_end("so x") == 0 and QWEN3.partial_end("Done.</think>") == 0
+    )  # a whole marker is found
+
+
 def test_detect_family_from_special_tokens() -> None:
     assert detect_family(_tokenizer(["<|start|>", "<|channel|>", "<|message|>", "<|end|>"])) is GPT_OSS
     assert detect_family(_tokenizer(["<|im_start|>", "<|im_end|>", "<think>", "</think>"])) is QWEN3

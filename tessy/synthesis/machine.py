@@ -147,10 +147,14 @@ def _word_start(text: str, n: int) -> int | None:
 
 def _kept(family: Family, completion: Completion, keep: int) -> tuple[str, bool]:
     """What a reply cut at `keep` adds to the thinking, and whether the thinking ends with it. The cut
-    comes first: a marker or an end of sequence counts only when the cut kept it."""
+    comes first: a marker or an end of sequence counts only when the cut kept it. A reply that ran
+    into its token cap keeps back the first chars of a marker it ends in: the next request writes
+    the marker whole, where split across two requests no check would see it."""
     kept = completion.text[:keep]
     if (end := family.find_end(kept)) is not None:
         return kept[: end[0]], True
+    if keep == len(completion.text) and completion.finish_reason == "length":
+        return kept[: len(kept) - family.partial_end(kept)], False
     eos = keep == len(completion.text) and completion.finish_reason == "stop"
     return kept, eos and family.eos_ends_thinking
 
