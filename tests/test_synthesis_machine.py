@@ -519,9 +519,31 @@ def test_every_generated_token_is_counted_failed_attempts_included():
     synth.writers["student"].boundary = None
     trace = run(synth, method="student-only")
     assert trace.status == "ok" and trace.attempts == 2
-    # The second attempt: 2 words of thinking and 1 of answer; the first, failed, 40.
-    assert trace.cost["student"] == AuthorCost(generated=3, wasted=0, requests=2, failed=40)
-    assert (trace.n_generated_tokens, trace.n_failed_tokens, trace.n_wasted_tokens) == (43, 40, 0)
+    # The second attempt: 2 words of thinking and 1 of answer; the first, failed, 35: its stream was
+    # stopped at the first loop check after the loop (every 200 chars), not run to its 40 words.
+    assert trace.cost["student"] == AuthorCost(generated=3, wasted=0, requests=2, failed=35)
+    assert (trace.n_generated_tokens, trace.n_failed_tokens, trace.n_wasted_tokens) == (38, 35, 0)
+
+
+def test_a_single_authors_loop_stops_its_stream_not_its_token_budget():
+    """A teacher-only thinking that loops for 4,000 words is stopped within 200 chars of the loop being
+    complete (8 repeats of a 4-word n-gram: 32 words), in every attempt."""
+    loop = "We add them again. " * 1000
+    synth, _, teacher, _ = make([], [loop, loop], max_attempts=2)
+    trace = run(synth, method="teacher-only")
+    assert trace.status == "failed" and trace.error.count("repetition loop") == 2
+    assert teacher.finishes == ["cut", "cut"]
+    assert 2 * 32 <= trace.cost["teacher"].failed <= 2 * (32 + 200 // len("again. "))
+
+
+def test_a_single_authors_marker_streamed_char_by_char_is_found():
+    synth, *_ = make([], [])
+    synth.writers["teacher"].engine = teacher = CharByChar(
+        "t", ["We add. Done.assistantfinal ignored", "ans<eos>"]
+    )
+    trace = run(synth, method="teacher-only")
+    assert spans_of(trace) == [("teacher", "We add. Done."), ("teacher", "ans")]
+    assert teacher.finishes == ["cut", "stop"]
 
 
 def test_sample_fails_after_the_last_attempt_with_its_reasons():
@@ -533,9 +555,9 @@ def test_sample_fails_after_the_last_attempt_with_its_reasons():
     assert trace.error.count("repetition loop") == 2
     assert (trace.answer, trace.spans, trace.n_tokens, trace.n_switches) == ("", [], 0, 0)
     assert trace.n_tokens_student == trace.n_tokens_teacher == trace.n_wasted_tokens == 0
-    # What the two attempts generated is still counted: 40 words each.
-    assert trace.cost == {"student": AuthorCost(failed=80), "teacher": AuthorCost()}
-    assert trace.n_generated_tokens == trace.n_failed_tokens == 80
+    # What the two attempts generated is still counted: 35 words each, up to the loop check.
+    assert trace.cost == {"student": AuthorCost(failed=70), "teacher": AuthorCost()}
+    assert trace.n_generated_tokens == trace.n_failed_tokens == 70
     assert (trace.trace_id, trace.question_id, trace.method) == ("trace-1", "q-1", "student-only")
 
 

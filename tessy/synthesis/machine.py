@@ -282,7 +282,8 @@ class Synthesizer:
         if m.thinker != "tessy":  # one author writes the whole thinking
             budget = max(1, s.max_thinking_tokens - (self.count(thinking) if thinking else 0))
             params = replace(s.sampling, max_tokens=budget, seed=seed)
-            completion = await writer.engine.complete(prompt, params, until=_end_of_thinking(writer.family))
+            until = _SingleAuthorCut(writer.family, s, thinking)
+            completion = await writer.engine.complete(prompt, params, until=until)
             return completion, len(completion.text), False
         if writer.boundary is None:
             raise ValueError(f"TESSY needs a boundary predictor for the {writer.name}")
@@ -444,14 +445,31 @@ class Synthesizer:
         )
 
 
-def _end_of_thinking(family: Family) -> Callable[[str], int | None]:
-    """Stop a single-author request right after its end-of-thinking marker."""
+class _SingleAuthorCut:
+    """`until` for a single author's thinking: stop right after its end-of-thinking marker, or as soon
+    as the thinking ends in a repetition loop (looked for every `LOOP_CHECK_CHARS` new chars): that
+    attempt fails either way, and the rest of its token budget would be generated for nothing. Each
+    call scans only the new text for the marker, so a long stream costs linear time."""
 
-    def until(text: str) -> int | None:
-        hit = family.find_end(text)
-        return hit[1] if hit else None
+    LOOP_CHECK_CHARS = 200
 
-    return until
+    def __init__(self, family: Family, settings: Settings, thinking: str):
+        self.family, self.settings, self.thinking = family, settings, thinking
+        self.reach = max(len(m) for m in family.end_markers) - 1  # a marker may start this far back
+        self.scanned = 0
+        self.looked = 0
+
+    def __call__(self, text: str) -> int | None:
+        start = max(0, self.scanned - self.reach)
+        self.scanned = len(text)
+        if hit := self.family.find_end(text[start:]):
+            return start + hit[1]
+        if len(text) - self.looked >= self.LOOP_CHECK_CHARS:
+            self.looked = len(text)
+            s = self.settings
+            if find_loop(_tail_words(self.thinking + text, s), s.loop_ngram, s.loop_repeats) is not None:
+                return len(text)
+        return None
 
 
 class _StreamCut:
