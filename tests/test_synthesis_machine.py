@@ -377,6 +377,8 @@ class FenceBlind(LexiconBoundary):
 
     async def cut(self, key, context, new_text, role, no_cut=()):
         self.calls.append((role, new_text))
+        for _ in range(self.lag):
+            await asyncio.sleep(0)
         tokens = list(re.finditer(r"\S+|\s+", new_text))
         classes = []
         for i, tok in enumerate(tokens):
