@@ -62,10 +62,15 @@ class LexiconBoundary:
         self.calls.append((role, new_text))
         for _ in range(self.lag):  # a busy predictor answers some streamed words later
             await asyncio.sleep(0)
+        classes, ends = self.labels(role, new_text)
+        return find_cut(role, classes, ends, len(new_text), no_cut)
+
+    def labels(self, role, new_text):
+        """Per token, the predicted class of the next token, and the token's end."""
         words = list(re.finditer(r"\S+", new_text))
         # The class of the word after each word; the last word's successor is unknown.
         classes = [STYLE if nxt.group() in STYLE_WORDS else CAPABILITY for nxt in words[1:]] + [-1]
-        return find_cut(role, classes, [w.end() for w in words], len(new_text), no_cut)
+        return classes, [w.end() for w in words]
 
     def release(self, key):
         self.released.append(key)
@@ -375,10 +380,7 @@ class FenceBlind(LexiconBoundary):
     the teacher's predictor also reads the whitespace before a code fence, and a backtick ending the
     text (a fence half streamed), as the end of its clause."""
 
-    async def cut(self, key, context, new_text, role, no_cut=()):
-        self.calls.append((role, new_text))
-        for _ in range(self.lag):
-            await asyncio.sleep(0)
+    def labels(self, role, new_text):
         tokens = list(re.finditer(r"\S+|\s+", new_text))
         classes = []
         for i, tok in enumerate(tokens):
@@ -389,7 +391,7 @@ class FenceBlind(LexiconBoundary):
                 classes.append(STYLE)
             else:  # the last word's successor is unknown
                 classes.append(-1 if not nxt else STYLE if nxt in STYLE_WORDS else CAPABILITY)
-        return find_cut(role, classes, [t.end() for t in tokens], len(new_text), no_cut)
+        return classes, [t.end() for t in tokens]
 
 
 class CharByChar(ScriptedEngine):
