@@ -27,6 +27,7 @@ from tessy.stages import release as release_stage
 from tessy.templates import QWEN3
 from tests.test_stages import FakeHub, ingested, write_traces
 from warehouse.db import open_warehouse, recorded_run
+from warehouse.evaluations import Evaluation
 
 runner = CliRunner()
 ECHO_SUM = "```python\nimport sys\nprint(sum(map(int, sys.stdin.read().split()[1:])))\n```"
@@ -65,6 +66,27 @@ def test_score_and_interval():
     mean, half = interval([1.0, 0.5, 0.0])
     assert mean == 0.5 and half == pytest.approx(1.96 * 0.5 / math.sqrt(3))
     assert math.isnan(interval([1.0])[1])
+
+
+def test_the_gain_over_the_base_has_a_paired_interval():
+    def row(method, seed, per_problem):
+        mean = sum(per_problem.values()) / len(per_problem)
+        return Evaluation(
+            "e", "r", method, "m", "h", seed, "b", "bh", "s", 4, 4, 1, mean, None, per_problem=per_problem
+        )
+
+    base = row("base", 0, {"a": 0.0, "b": 1.0, "c": 0.0, "d": 1.0})
+    seeds = [
+        row("tessy", 0, {"a": 1.0, "b": 1.0, "c": 0.0, "d": 1.0}),
+        row("tessy", 1, dict.fromkeys("abcd", 1.0)),
+    ]
+    summary = stage.summarize([base, *seeds], 2)
+    # Per problem, the seeds' mean minus the base: 1, 0, 0.5, 0.
+    mean, half = interval([1, 0, 0.5, 0])
+    assert summary["gain"]["tessy"] == pytest.approx({"mean": mean, "ci95": half})
+    assert summary["tessy"] - summary["base"] == pytest.approx(0.375)
+    # A base measured before per-problem results were kept gives no paired gain.
+    assert stage.summarize([replace(base, per_problem={}), *seeds], 2)["gain"] == {}
 
 
 class ScriptedEngine:
@@ -151,7 +173,11 @@ def test_evaluate_stage_fine_tunes_each_method_and_reuses_the_base(tmp_path, tin
         ("tessy", 4, 4),
         ("teacher-only", 4, 4),
     ]
-    assert set(outcome.summary) == {"base", "tessy", "teacher-only", "ci95", "seeds"}
+    assert set(outcome.summary) == {"base", "tessy", "teacher-only", "ci95", "gain", "seeds"}
+    assert set(outcome.summary["gain"]) == {"tessy", "teacher-only"}
+    assert outcome.summary["gain"]["tessy"]["mean"] == pytest.approx(
+        outcome.summary["tessy"] - outcome.summary["base"]
+    )
     assert all(
         0 <= r.pass_at_1 <= 1 and r.train_steps == (None if r.method == "base" else 1) for r in outcome.rows
     )
@@ -160,7 +186,8 @@ def test_evaluate_stage_fine_tunes_each_method_and_reuses_the_base(tmp_path, tin
     tessy_only = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"methods": ["tessy"]})})
     for _ in range(2):
         outcome = stage.run(tessy_only, "run-eval-2")
-        assert outcome.rows[0].run_id == "run-eval-1"
+        assert outcome.rows[0].run_id == "run-eval-1" and outcome.rows[0].per_problem
+        assert set(outcome.summary["gain"]) == {"tessy"}
     with open_warehouse(cfg.warehouse, read_only=True) as wh:
         stored = wh.frame("SELECT run_id, method FROM evaluations ORDER BY created_at").rows()
     assert stored == [

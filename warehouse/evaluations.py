@@ -31,17 +31,19 @@ class Evaluation:
     train_steps: int | None = None
     per_group: dict[str, float] = field(default_factory=dict)
     release_id: str | None = None
+    per_problem: dict[str, float] = field(default_factory=dict)  # problem id -> share of k passed
 
 
-_COLUMNS = [f for f in Evaluation.__dataclass_fields__ if f != "per_group"]
+_JSON = ("per_group", "per_problem")  # stored as <name>_json
+_COLUMNS = [f for f in Evaluation.__dataclass_fields__ if f not in _JSON]
 
 
 def save_evaluation(wh: Warehouse, e: Evaluation) -> None:
     """Store one evaluation (replacing an earlier one with the same id: same inputs, same result)."""
-    row = {k: v for k, v in asdict(e).items() if k != "per_group"}
-    names = [*_COLUMNS, "per_group_json", "created_at"]
+    row = asdict(e)
+    names = [*_COLUMNS, *(f"{j}_json" for j in _JSON), "created_at"]
     values = [row[c] for c in _COLUMNS] + [
-        json.dumps(e.per_group, sort_keys=True),
+        *(json.dumps(row[j], sort_keys=True) for j in _JSON),
         datetime.now(UTC).replace(tzinfo=None),
     ]
     wh.con.execute(
@@ -55,7 +57,9 @@ def find_evaluation(wh: Warehouse, evaluation_id: str) -> Evaluation | None:
     if frame.height == 0:
         return None
     row: dict[str, Any] = frame.row(0, named=True)
-    return Evaluation(**{c: row[c] for c in _COLUMNS}, per_group=json.loads(row["per_group_json"]))
+    return Evaluation(
+        **{c: row[c] for c in _COLUMNS}, **{j: json.loads(row[f"{j}_json"] or "{}") for j in _JSON}
+    )
 
 
 def latest_evaluation(wh: Warehouse, since: datetime | None = None) -> dict[str, Any] | None:

@@ -54,12 +54,14 @@ def evaluation_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
     """An evaluate run's summary as rows: the base first, then each method with its gain."""
     ci = evaluation.get("ci95", {})
     base = evaluation.get("base")
+    paired = evaluation.get("gain", {})  # runs before the paired interval have none
     return [
         {
             "student": "base" if m == "base" else f"fine-tuned on {m}",
             "pass@1": evaluation[m],
             "ci95": ci.get(m),
             "gain": None if m == "base" or base is None else evaluation[m] - base,
+            "gain ci95": paired.get(m, {}).get("ci95"),
         }
         for m in evaluated(evaluation)
     ]
@@ -74,7 +76,8 @@ def evaluation_section(evaluation: dict[str, Any] | None) -> list[str]:
         f"## Fine-tuning the student (evaluate run `{evaluation['run_id']}`, {seeds} seed(s))",
         "",
         "Held-out pass@1 of the student fine-tuned on each method's traces of this config, with the",
-        "95% interval (over seeds, or over problems for one seed).",
+        "95% interval (over seeds, or over problems for one seed), and its gain over the base with a",
+        "paired 95% interval (over the per-problem differences).",
         "",
         markdown_table(evaluation_rows(evaluation)),
         "",

@@ -143,7 +143,7 @@ def _base_row(
     eid = sha256_text(f"{keys['base']}|{keys['benchmark']}|{keys['sampling']}|{BASE}|{seed}")
     with open_warehouse(cfg.warehouse, read_only=True) as wh:
         cached = find_evaluation(wh, eid)
-    if cached is not None:
+    if cached is not None and cached.per_problem:  # older rows lack the per-problem results: measure again
         say(f"base: pass@1 {cached.pass_at_1:.3f} (measured before, run {cached.run_id})")
         return cached
     result = score(Path(student.config.path), seed)
@@ -288,12 +288,16 @@ def _row(
         train_final_loss=trained.final_loss if trained else None,
         train_steps=trained.steps if trained else None,
         per_group=score.per_group,
+        per_problem=score.per_problem,
     )
 
 
 def summarize(rows: list[Evaluation], seeds: int) -> dict[str, Any]:
     """pass@1 per method (the mean over seeds) and its 95% half-width: over the seeds' scores when
-    there are several, else the one score's interval over problems."""
+    there are several, else the one score's interval over problems. `gain`: each method's gain over
+    the base with a paired 95% interval, over the per-problem differences (the method's pass rate on
+    a problem, averaged over seeds, minus the base's): every student answers the same problems, so
+    this judges the gain far more sharply than the two scores' own intervals do."""
     by_method: dict[str, list[Evaluation]] = {}
     for r in rows:
         by_method.setdefault(r.method, []).append(r)
@@ -303,4 +307,11 @@ def summarize(rows: list[Evaluation], seeds: int) -> dict[str, Any]:
         mean, half = interval([r.pass_at_1 for r in rs])
         out[method] = mean
         ci[method] = half if len(rs) > 1 else rs[0].ci95
-    return {**out, "ci95": ci, "seeds": seeds}
+    base = by_method.get(BASE, [None])[0]
+    gain = {}
+    for method, rs in by_method.items():
+        if method != BASE and base is not None and base.per_problem:
+            diffs = [sum(r.per_problem[p] for r in rs) / len(rs) - b for p, b in base.per_problem.items()]
+            mean, half = interval(diffs)
+            gain[method] = {"mean": mean, "ci95": half}
+    return {**out, "ci95": ci, "gain": gain, "seeds": seeds}

@@ -1,0 +1,3 @@
+-- Each problem's pass rate, so a method's gain over the base can be judged problem by problem (a
+-- paired interval, far narrower than the two scores' own intervals). NULL on rows measured before.
+ALTER TABLE evaluations ADD COLUMN per_problem_json VARCHAR;
