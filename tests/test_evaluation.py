@@ -187,6 +187,7 @@ def test_evaluate_stage_fine_tunes_each_method_and_reuses_the_base(tmp_path, tin
     for _ in range(2):
         outcome = stage.run(tessy_only, "run-eval-2")
         assert outcome.rows[0].run_id == "run-eval-1" and outcome.rows[0].per_problem
+        assert all(0 <= r.closed <= 1 for r in outcome.rows)
         assert set(outcome.summary["gain"]) == {"tessy"}
     with open_warehouse(cfg.warehouse, read_only=True) as wh:
         stored = wh.frame("SELECT run_id, method FROM evaluations ORDER BY created_at").rows()

@@ -32,6 +32,7 @@ class Evaluation:
     per_group: dict[str, float] = field(default_factory=dict)
     release_id: str | None = None
     per_problem: dict[str, float] = field(default_factory=dict)  # problem id -> share of k passed
+    closed: float | None = None  # share of responses whose thinking ended within the token budget
 
 
 _JSON = ("per_group", "per_problem")  # stored as <name>_json

@@ -117,7 +117,10 @@ def run(
         rows = [_base_row(cfg, run_id, student, keys, say, score)]
         for (method, seed), t in trained.items():
             result = score(t.path, seed)
-            say(f"{method} seed {seed}: pass@1 {result.pass_at_1:.3f} ± {result.ci95:.3f} (n={result.n})")
+            say(
+                f"{method} seed {seed}: pass@1 {result.pass_at_1:.3f} ± {result.ci95:.3f} (n={result.n}), "
+                f"thinking closed in {result.closed:.0%}"
+            )
             eid = sha256_text(
                 f"{run_id}|{keys['base']}|{keys['benchmark']}|{keys['settings']}|{method}|{seed}"
             )
@@ -147,7 +150,10 @@ def _base_row(
         say(f"base: pass@1 {cached.pass_at_1:.3f} (measured before, run {cached.run_id})")
         return cached
     result = score(Path(student.config.path), seed)
-    say(f"base: pass@1 {result.pass_at_1:.3f} ± {result.ci95:.3f} (n={result.n})")
+    say(
+        f"base: pass@1 {result.pass_at_1:.3f} ± {result.ci95:.3f} (n={result.n}), "
+        f"thinking closed in {result.closed:.0%}"
+    )
     row = _row(eid, run_id, BASE, seed, cfg, keys, result, None, 0)
     with open_warehouse(cfg.warehouse) as wh:
         save_evaluation(wh, row)
@@ -289,6 +295,7 @@ def _row(
         train_steps=trained.steps if trained else None,
         per_group=score.per_group,
         per_problem=score.per_problem,
+        closed=score.closed,
     )
 
 
