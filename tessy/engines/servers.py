@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -320,6 +319,9 @@ def swappable(model_dir: Path, out: Path, python: Path | None = None) -> Path:
     return untied_checkpoint(model_dir, out) if tied and is_cpu_build(python or vllm_python()) else model_dir
 
 
+_EMBEDDING = "embed_tokens.weight"  # the input embedding's name, after its module prefix
+
+
 def untied_checkpoint(model_dir: Path, out: Path) -> Path:
     """A copy of `model_dir` at `out` whose LM head is a weight of its own, equal to the tied input
     embedding: the same model, a little larger. Returns `out`."""
@@ -331,25 +333,21 @@ def untied_checkpoint(model_dir: Path, out: Path) -> Path:
     config["tie_word_embeddings"] = False
     (out / "config.json").write_text(json.dumps(config, indent=2))
     index_path = out / "model.safetensors.index.json"
-    if not index_path.exists():  # one file: the head joins it
-        weights = load_file(out / "model.safetensors")
-        weights["lm_head.weight"] = _embedding(weights, model_dir).clone()
-        save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
-        return out
-    index = json.loads(index_path.read_text())  # sharded: the head gets a file of its own in the map
-    shard = next((f for k, f in index["weight_map"].items() if k.endswith("embed_tokens.weight")), None)
-    weights = load_file(out / shard) if shard else {}
-    save_file({"lm_head.weight": _embedding(weights, model_dir).clone()}, out / "lm_head.safetensors")
-    index["weight_map"]["lm_head.weight"] = "lm_head.safetensors"
-    index_path.write_text(json.dumps(index, indent=2))
-    return out
-
-
-def _embedding(weights: dict[str, Any], model_dir: Path) -> Any:
-    key = next((k for k in weights if k.endswith("embed_tokens.weight")), None)
+    index = json.loads(index_path.read_text()) if index_path.exists() else None
+    weight_map = index["weight_map"] if index else {}
+    shard = next((f for k, f in weight_map.items() if k.endswith(_EMBEDDING)), "model.safetensors")
+    weights = load_file(out / shard) if (out / shard).exists() else {}
+    key = next((k for k in weights if k.endswith(_EMBEDDING)), None)
     if key is None:
-        raise ServerError(f"{model_dir} has no *embed_tokens.weight in its safetensors files")
-    return weights[key]
+        raise ServerError(f"{model_dir} has no *{_EMBEDDING} in its safetensors files")
+    head = {"lm_head.weight": weights[key].clone()}
+    if index is None:  # one file: the head joins it (transformers reads only this file when it exists)
+        save_file({**weights, **head}, out / shard, metadata={"format": "pt"})
+    else:  # sharded: the head gets a file of its own in the map
+        save_file(head, out / "lm_head.safetensors", metadata={"format": "pt"})
+        weight_map["lm_head.weight"] = "lm_head.safetensors"
+        index_path.write_text(json.dumps(index, indent=2))
+    return out
 
 
 def server_metric(url: str, name: str) -> float:
