@@ -39,7 +39,7 @@ from tessy.config import PipelineConfig, load_config
 from tessy.filtering.judges import filter_identity
 from tessy.stages import qa as qa_stage
 from tessy.stages import synthesize as synthesize_stage
-from tessy.synthesis.identity import trace_id_template
+from tessy.synthesis.identity import recipe
 from tessy.synthesis.records import Span, Trace
 from tessy.synthesis.shards import ShardWriter
 from warehouse.db import open_warehouse
@@ -54,6 +54,14 @@ RESPONSE = (
     "'<think>\n' || repeat('Let me count the values of list ' || (i % 97) || ' and keep the largest. ', 6)"
     " || '\n</think>\n\n```python\nprint(max(' || i || ', 0))\n```'"
 )
+
+# The history is the questions that sort first, so the night's new ones are the rest; labels are
+# written in that order, the history's (true) or the night's (false).
+ORDERED = "SELECT question_id, row_number() OVER (ORDER BY question_id) AS i FROM questions"
+LABELS = f"""
+    INSERT INTO question_labels (question_id, filter, filter_version, is_contest, run_id)
+    SELECT question_id, ?, ?, true, 'fill' FROM ({ORDERED}) WHERE (i <= ?) = ? ORDER BY i
+"""
 
 
 def bench_config(work: Path, models: Path) -> PipelineConfig:
@@ -75,10 +83,12 @@ def bench_config(work: Path, models: Path) -> PipelineConfig:
 
 
 def fill(cfg: PipelineConfig, history: int) -> None:
-    """`history` + NEW contest questions, a finished trace for each of the first `history`, and its
-    per-trace metrics from an earlier QA run with the bench's settings."""
+    """`history` + NEW contest questions, a finished trace for each of the first `history` (with its
+    recipe), its per-trace metrics from an earlier QA run with the bench's settings and their sums,
+    and the mark the plan of that earlier night left (the night's questions are labelled after it)."""
     name, version = filter_identity(cfg)
-    prefix, suffix = trace_id_template(cfg, METHOD, [])
+    made_by = recipe(cfg, METHOD, [])
+    key = qa_stage.settings_key(cfg)
     with open_warehouse(cfg.warehouse) as wh:
         con = wh.con
         con.execute(
@@ -90,23 +100,25 @@ def fill(cfg: PipelineConfig, history: int) -> None:
             """,
             [history + NEW],
         )
-        con.execute(
-            "INSERT INTO question_labels (question_id, filter, filter_version, is_contest, run_id)"
-            " SELECT question_id, ?, ?, true, 'fill' FROM questions",
-            [name, version],
-        )
-        # The history is the questions that sort first, so the night's new ones are the rest.
+        con.execute(LABELS, [name, version, history, True])
         con.execute(
             f"""
             INSERT INTO traces
-            SELECT sha256(? || question_id || ?), question_id, 'fill', ?, 'student', 'teacher', '',
-                   {RESPONSE}, 'print(0)', 120, 0, 120, 0, 0, 'ok', NULL, 1, 1, 120, 0
-            FROM (SELECT question_id, row_number() OVER (ORDER BY question_id) AS i FROM questions)
-            WHERE i <= ?
+            SELECT sha256($prefix || question_id || $suffix), question_id, 'fill', $method, 'student',
+                   'teacher', '', {RESPONSE}, 'print(0)', 120, 0, 120, 0, 0, 'ok', NULL, 1, 1, 120, 0,
+                   $recipe, $key
+            FROM ({ORDERED}) WHERE i <= $history
             """,
-            [prefix, suffix, METHOD, history],
+            {
+                "prefix": made_by.prefix,
+                "suffix": made_by.suffix,
+                "method": METHOD,
+                "recipe": made_by.recipe_id,
+                "key": key,
+                "history": history,
+            },
         )
-        con.execute("INSERT INTO qa_runs VALUES ('qa-fill', ?)", [qa_stage.settings_key(cfg)])
+        con.execute("INSERT INTO qa_runs VALUES ('qa-fill', ?)", [key])
         con.execute(
             """
             INSERT INTO qa_metrics
@@ -116,6 +128,18 @@ def fill(cfg: PipelineConfig, history: int) -> None:
                 ('answer_present', 1.0)) m(metric, value)
             """
         )
+        con.execute(
+            """
+            INSERT INTO qa_sums
+            SELECT ?, t.student_model, t.teacher_model, t.method, m.metric, count(*), sum(m.value)
+            FROM qa_metrics m JOIN traces t ON t.trace_id = m.subject_id GROUP BY ALL
+            """,
+            [key],
+        )
+    if history:
+        synthesize_stage.plan(cfg, [METHOD])  # the earlier night's plan: nothing to do, its mark left
+    with open_warehouse(cfg.warehouse) as wh:
+        wh.con.execute(LABELS, [name, version, history, False])
 
 
 def night_shards(cfg: PipelineConfig, jobs: list) -> None:
@@ -145,6 +169,7 @@ def night_shards(cfg: PipelineConfig, jobs: list) -> None:
                 status="ok",
                 error=None,
                 attempts=1,
+                recipe=job.recipe,
             )
         )
     writer.flush()

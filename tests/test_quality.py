@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
 from tessy.quality.expectations import GateConfig, validate_release
 from tessy.quality.measure import code_exec_mode, measure_traces
-from tessy.quality.metrics import method_metrics, repetition_rate, trace_metrics
+from tessy.quality.metrics import method_metrics, per_trace_sums, repetition_rate, trace_metrics
 from tessy.quality.nll import _fit, student_nll
 from tessy.quality.plots import write_plots
 from tessy.quality.report import markdown_report, summary_table
@@ -160,7 +160,7 @@ def _per_method(frame: pl.DataFrame, per_trace: pl.DataFrame, run_id: str) -> pl
     con = duckdb.connect()
     con.register("traces", frame.to_arrow())
     con.register("per_trace", per_trace.to_arrow())
-    return method_metrics(con, run_id, traces="traces", per_trace="per_trace")
+    return method_metrics(con, run_id, traces="traces", sums=per_trace_sums("per_trace", "traces"))
 
 
 @pytest.fixture(scope="module")

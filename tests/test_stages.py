@@ -416,14 +416,17 @@ def test_qa_scores_the_nll_on_the_students_servers_when_they_run(tmp_path, tiny_
 def test_the_warehouse_plans_with_the_trace_ids_this_process_computes(tmp_path, tiny_models):
     from tessy.hashing import sha256_text
     from tessy.stages import synthesize as synthesize_stage
-    from tessy.synthesis.identity import trace_id, trace_id_template
+    from tessy.synthesis.identity import recipe, trace_id
 
     cfg = ingested(tmp_path, tiny_models)
-    prefix, suffix = trace_id_template(cfg, "tessy", ["p-teacher", "p-student"])
-    assert sha256_text(prefix + "ab12" + suffix) == trace_id(cfg, "ab12", "tessy", ["p-student", "p-teacher"])
+    made_by = recipe(cfg, "tessy", ["p-teacher", "p-student"])
+    assert sha256_text(made_by.prefix + "ab12" + made_by.suffix) == trace_id(
+        cfg, "ab12", "tessy", ["p-student", "p-teacher"]
+    )
     work = synthesize_stage.plan(cfg, ["teacher-only", "student-only"], limit=3)
     assert [j.method for j in work.jobs] == ["teacher-only", "student-only"] * 3
     assert [j.trace_id for j in work.jobs] == [trace_id(cfg, j.question_id, j.method, []) for j in work.jobs]
+    assert [j.recipe for j in work.jobs] == [recipe(cfg, j.method, []).recipe_id for j in work.jobs]
     questions = [j.question_id for j in work.jobs[::2]]
     assert questions == sorted(questions) and len(set(questions)) == 3
     assert len(synthesize_stage.plan(cfg, ["teacher-only"]).jobs) == 8  # every contest question

@@ -198,10 +198,10 @@ def test_a_trace_metric_is_stored_once_per_qa_settings(tmp_path):
         {"subject_id": ["t1", "t1"], "metric": ["n_tokens", "solved"], "value": [5.0, 1.0]}
     )
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
-        assert save_trace_metrics(wh, metrics, "qa-1", "a" * 64) == 2
+        assert save_trace_metrics(wh, metrics, ["t1"], "qa-1", "a" * 64) == 2
         record_qa_run(wh, "qa-1", "a" * 64)
         # A second run with the same settings (one that ran at the same time) adds nothing.
-        assert save_trace_metrics(wh, metrics, "qa-2", "a" * 64) == 0
+        assert save_trace_metrics(wh, metrics, ["t1"], "qa-2", "a" * 64) == 0
         record_qa_run(wh, "qa-2", "a" * 64)
-        assert save_trace_metrics(wh, metrics, "qa-3", "b" * 64) == 2  # other settings: measured anew
+        assert save_trace_metrics(wh, metrics, ["t1"], "qa-3", "b" * 64) == 2  # other settings: measured anew
         assert wh.scalar("SELECT count(*) FROM qa_metrics") == 4

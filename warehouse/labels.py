@@ -43,7 +43,9 @@ def save_labels(
         }
     )
     with registered(wh.con, "_labels", table):
-        wh.con.execute("INSERT OR REPLACE INTO question_labels SELECT * FROM _labels")
+        # A label written again gets a new place in the order (`seq`): planning reads the labels after
+        # the place it got to (`plan_marks`).
+        wh.con.execute("INSERT OR REPLACE INTO question_labels SELECT *, nextval('label_seq') FROM _labels")
 
 
 def label_summary(wh: Warehouse, filter_version: str) -> dict[str, Any]:

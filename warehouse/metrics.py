@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from tessy.config import PipelineConfig
 from tessy.quality.metrics import method_metrics
@@ -17,7 +18,8 @@ from warehouse.db import Warehouse, registered
 def trace_frame(wh: Warehouse, cfg: PipelineConfig, methods: list[str] | None = None) -> pl.DataFrame:
     """This config's traces (its two models), each with its question and the question's tests."""
     sql = """
-        SELECT t.*, q.text AS question, json_extract_string(q.metadata_json, '$.test_cases') AS test_cases
+        SELECT t.* EXCLUDE (measured_key), q.text AS question,
+               json_extract_string(q.metadata_json, '$.test_cases') AS test_cases
         FROM traces t JOIN questions q USING (question_id)
         WHERE t.student_model = ? AND t.teacher_model = ?
     """
@@ -28,22 +30,48 @@ def trace_frame(wh: Warehouse, cfg: PipelineConfig, methods: list[str] | None = 
     return wh.frame(sql + " ORDER BY t.trace_id", params)
 
 
-def save_trace_metrics(wh: Warehouse, metrics: pl.DataFrame, run_id: str, key: str) -> int:
-    """Store a run's per-trace metrics, but none that a run with the same settings (`key`) stored
-    already (two QA runs at once measure the same new traces): the warehouse keeps one value per
-    trace, metric and settings. Returns the rows stored."""
+def save_trace_metrics(
+    wh: Warehouse, metrics: pl.DataFrame, measured: list[str], run_id: str, key: str
+) -> int:
+    """Store a run's per-trace metrics of the traces `measured` (a failed trace has none), add them to
+    the per-method sums (`qa_sums`) and mark those traces measured under `key` (the QA settings), but
+    store none that a run with the same settings stored already (two QA runs at once measure the same
+    new traces): the warehouse keeps one value per trace, metric and settings. Only the rows of the
+    traces `measured` are read. Returns the rows stored."""
     rows = metrics.select("subject_id", "metric", pl.col("value").cast(pl.Float64))
-    with registered(wh.con, "_metrics", rows.to_arrow()):
-        return wh.con.execute(
+    ids = pa.table({"trace_id": pa.array(measured, pa.string())})
+    con = wh.con
+    with registered(con, "_metrics", rows.to_arrow()), registered(con, "_measured", ids):
+        con.execute(
             """
-            INSERT INTO qa_metrics
-            SELECT n.subject_id, n.metric, n.value, $run_id FROM _metrics n
-            ANTI JOIN (
-                SELECT subject_id, metric FROM qa_metrics JOIN qa_runs USING (run_id) WHERE qa_key = $key
+            CREATE OR REPLACE TEMP TABLE _fresh AS
+            SELECT n.* FROM _metrics n ANTI JOIN (
+                SELECT subject_id, metric FROM qa_metrics JOIN qa_runs USING (run_id)
+                WHERE qa_key = $key AND subject_id IN (SELECT trace_id FROM _measured)
             ) USING (subject_id, metric)
             """,
-            {"run_id": run_id, "key": key},
+            {"key": key},
+        )
+        stored = con.execute(
+            "INSERT INTO qa_metrics SELECT subject_id, metric, value, $run_id FROM _fresh", {"run_id": run_id}
         ).fetchall()[0][0]
+        con.execute(
+            """
+            INSERT INTO qa_sums
+            SELECT $key, t.student_model, t.teacher_model, t.method, f.metric, count(f.value),
+                   coalesce(sum(f.value), 0)
+            FROM _fresh f JOIN traces t ON t.trace_id = f.subject_id
+            GROUP BY ALL
+            ON CONFLICT DO UPDATE SET n = qa_sums.n + EXCLUDED.n, total = qa_sums.total + EXCLUDED.total
+            """,
+            {"key": key},
+        )
+        con.execute(
+            "UPDATE traces SET measured_key = $key WHERE trace_id IN (SELECT trace_id FROM _measured)",
+            {"key": key},
+        )
+        con.execute("DROP TABLE _fresh")
+    return stored
 
 
 def save_metrics(wh: Warehouse, metrics: pl.DataFrame, run_id: str) -> int:
@@ -70,29 +98,29 @@ def latest_summary(wh: Warehouse) -> list[dict[str, Any]]:
 
 
 def traces_to_measure(wh: Warehouse, cfg: PipelineConfig, key: str) -> tuple[pl.DataFrame, set[str]]:
-    """This config's traces with no per-trace metric under `key` (the QA settings), plus the finished
-    reference (student-only) traces of their questions, which the similarity compares them with, each
-    with its question and tests; and the ids among them that were measured before. A night reads only
-    its new traces, whatever the warehouse's history."""
+    """This config's traces not measured under `key` (the QA settings), plus the finished reference
+    (student-only) traces of their questions, which the similarity compares them with, each with its
+    question and tests; and the ids among them that were measured before. A night reads only its new
+    traces, whatever the warehouse's history: each trace records the settings it was measured under."""
     frame = wh.frame(
         """
         WITH config AS (
             -- Ids only: a CTE read twice is materialized, and the history's texts must not be.
             SELECT trace_id, question_id, method, status FROM traces
             WHERE student_model = $student AND teacher_model = $teacher
-        ), measured AS (
-            SELECT DISTINCT m.subject_id AS trace_id FROM qa_metrics m JOIN qa_runs r USING (run_id)
-            WHERE r.qa_key = $key AND m.subject_id NOT LIKE '%/%'
         ), new AS (
-            SELECT trace_id, question_id FROM config ANTI JOIN measured USING (trace_id)
+            SELECT trace_id, question_id FROM traces
+            WHERE student_model = $student AND teacher_model = $teacher
+                AND measured_key IS DISTINCT FROM $key
         ), wanted AS (
             SELECT trace_id FROM new
             UNION
             SELECT trace_id FROM config WHERE method = $reference AND status = 'ok'
                 AND question_id IN (SELECT question_id FROM new)
         )
-        SELECT t.*, q.text AS question, json_extract_string(q.metadata_json, '$.test_cases') AS test_cases,
-               t.trace_id IN (SELECT trace_id FROM measured) AS measured
+        SELECT t.* EXCLUDE (measured_key), q.text AS question,
+               json_extract_string(q.metadata_json, '$.test_cases') AS test_cases,
+               t.measured_key IS NOT DISTINCT FROM $key AS measured
         FROM (FROM traces SEMI JOIN wanted USING (trace_id)) t JOIN questions q USING (question_id)
         ORDER BY t.trace_id
         """,
@@ -116,24 +144,24 @@ def count_traces(wh: Warehouse, cfg: PipelineConfig) -> int:
 
 
 def summarize_methods(wh: Warehouse, cfg: PipelineConfig, key: str, run_id: str) -> pl.DataFrame:
-    """Per-method metrics of this config's traces (subject "{run_id}/{method}"), from every trace's
-    newest per-trace metrics under `key`: summed up in DuckDB, none of the history in memory."""
+    """Per-method metrics of this config's traces (subject "{run_id}/{method}"): the means of every
+    trace's per-trace metrics under `key` from their running sums (`qa_sums`), the rest summed up in
+    DuckDB from the traces' own columns; none of the history in memory."""
     traces = """(
         SELECT trace_id, method, status, attempts, n_tokens, n_generated_tokens, n_failed_tokens,
                n_wasted_tokens
         FROM traces WHERE student_model = $student AND teacher_model = $teacher
     )"""
-    # One value per trace and metric under a key (see `save_trace_metrics`): no newest to pick.
-    per_trace = """(
-        SELECT subject_id, metric, value FROM qa_metrics m JOIN qa_runs r USING (run_id)
-        WHERE r.qa_key = $key AND m.subject_id NOT LIKE '%/%'
+    sums = """(
+        SELECT method, metric, n, total FROM qa_sums
+        WHERE qa_key = $key AND student_model = $student AND teacher_model = $teacher
     )"""
     params = {
         "student": cfg.model("student").name_on_server,
         "teacher": cfg.model("teacher").name_on_server,
         "key": key,
     }
-    return method_metrics(wh.con, run_id, traces=traces, per_trace=per_trace, params=params)
+    return method_metrics(wh.con, run_id, traces=traces, sums=sums, params=params)
 
 
 def record_qa_run(wh: Warehouse, run_id: str, key: str) -> None:

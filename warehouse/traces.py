@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from tessy.sources.records import Quarantined
 from tessy.storage import Folder
+from tessy.synthesis.identity import Recipe
 from tessy.synthesis.shards import QUARANTINE, archive_shards, read_shards
 from warehouse.db import Warehouse, registered, transaction
 from warehouse.questions import add_quarantine
@@ -30,44 +31,96 @@ def jobs_to_synthesize(
     wh: Warehouse,
     filter_name: str,
     filter_version: str,
-    recipes: list[tuple[str, str, str]],
+    recipes: list[Recipe],
     retry_failed: int,
     limit: int | None = None,
 ) -> pl.DataFrame:
-    """(trace_id, question_id, question, method) for each contest question and method with no
-    finished trace, question by question in id order, methods as listed; a failed trace counts as not
-    done on up to `retry_failed` later nights; at most `limit` questions. `recipes`: per method,
-    (method, prefix, suffix) with trace_id = sha256(prefix || question_id || suffix). All in DuckDB:
-    neither the history of traces nor the questions already done come into memory."""
-    recipe = pa.table(
+    """(trace_id, question_id, question, method, recipe) for each contest question and method with no
+    finished trace, question by question in id order, methods (`recipes`) as listed; a failed trace
+    counts as not done on up to `retry_failed` later nights; at most `limit` questions.
+
+    All in DuckDB, and only the labels written since the last plan got to (`plan_marks`) are read: a
+    night costs what its new questions cost, whatever the history. Each plan moves each recipe's mark
+    up to the first label still not done."""
+    table = pa.table(
         {
-            "method": [r[0] for r in recipes],
-            "prefix": [r[1] for r in recipes],
-            "suffix": [r[2] for r in recipes],
+            "method": [r.method for r in recipes],
+            "recipe": [r.recipe_id for r in recipes],
+            "prefix": [r.prefix for r in recipes],
+            "suffix": [r.suffix for r in recipes],
             "method_order": list(range(len(recipes))),
         }
     )
+    params = {"filter": filter_name, "version": filter_version, "retry": retry_failed}
     limit_clause = f"LIMIT {int(limit)}" if limit is not None else ""
-    with registered(wh.con, "_recipes", recipe):
-        return wh.frame(
-            f"""
-            WITH candidates AS (
-                SELECT l.question_id, r.method, r.method_order,
-                       sha256(r.prefix || l.question_id || r.suffix) AS trace_id
-                FROM question_labels l CROSS JOIN _recipes r
-                WHERE l.filter = ? AND l.filter_version = ? AND l.is_contest
-            ), todo AS (
-                SELECT c.* FROM candidates c
-                ANTI JOIN (SELECT trace_id FROM traces WHERE status = 'ok' OR nights > ?) t USING (trace_id)
-            ), first AS (
-                SELECT DISTINCT question_id FROM todo ORDER BY question_id {limit_clause}
-            )
-            SELECT t.trace_id, t.question_id, q.text AS question, t.method
-            FROM todo t JOIN first USING (question_id) JOIN questions q USING (question_id)
-            ORDER BY t.question_id, t.method_order
+    with registered(wh.con, "_recipes", table), transaction(wh.con):
+        _recognize_recipes(wh.con)
+        marks = wh.frame(
+            """
+            SELECT r.recipe, coalesce(m.through, -1) AS through FROM _recipes r
+            LEFT JOIN plan_marks m ON m.recipe = r.recipe AND m.filter = $filter
+                AND m.filter_version = $version AND m.retry_failed = $retry
             """,
-            [filter_name, filter_version, retry_failed],
+            params,
         )
+        # Labels are stored in `seq` order, so a constant lower bound skips the history's row groups.
+        low = min(marks["through"], default=-1)
+        with registered(wh.con, "_marks", marks.to_arrow()):
+            wh.con.execute(
+                """
+                CREATE OR REPLACE TEMP TABLE _todo AS
+                WITH candidates AS (
+                    SELECT l.question_id, l.seq, r.* FROM question_labels l
+                    CROSS JOIN _recipes r JOIN _marks m USING (recipe)
+                    WHERE l.filter = $filter AND l.filter_version = $version AND l.is_contest
+                        AND l.seq > $low AND l.seq > m.through
+                )
+                SELECT c.* FROM candidates c ANTI JOIN (
+                    SELECT question_id, recipe FROM traces
+                    WHERE (status = 'ok' OR nights > $retry)
+                        AND question_id IN (SELECT question_id FROM candidates)
+                ) t USING (question_id, recipe)
+                """,
+                {**params, "low": low},
+            )
+        # Every label before a recipe's first one not done has its trace: the next plan starts there.
+        wh.con.execute(
+            """
+            INSERT OR REPLACE INTO plan_marks
+            SELECT r.recipe, $filter, $version, $retry,
+                   coalesce((SELECT min(seq) - 1 FROM _todo t WHERE t.recipe = r.recipe),
+                            (SELECT max(seq) FROM question_labels
+                             WHERE filter = $filter AND filter_version = $version))
+            FROM _recipes r
+            WHERE EXISTS (SELECT 1 FROM question_labels WHERE filter = $filter AND filter_version = $version)
+            """,
+            params,
+        )
+        todo = wh.frame(
+            f"""
+            WITH first AS (
+                SELECT DISTINCT question_id FROM _todo ORDER BY question_id {limit_clause}
+            )
+            SELECT sha256(t.prefix || t.question_id || t.suffix) AS trace_id, t.question_id,
+                   q.text AS question, t.method, t.recipe
+            FROM _todo t JOIN first USING (question_id) JOIN questions q USING (question_id)
+            ORDER BY t.question_id, t.method_order
+            """
+        )
+        wh.con.execute("DROP TABLE _todo")
+    return todo
+
+
+def _recognize_recipes(con: duckdb.DuckDBPyConnection) -> None:
+    """Give the traces loaded without a recipe (before it was stored) the one of `_recipes` that makes
+    their id, so planning counts them as done; a cost of the old traces alone, none once recognized."""
+    con.execute(
+        """
+        UPDATE traces SET recipe = r.recipe FROM _recipes r
+        WHERE traces.recipe IS NULL AND traces.method = r.method
+            AND traces.trace_id = sha256(r.prefix || traces.question_id || r.suffix)
+        """
+    )
 
 
 def load_shards(wh: Warehouse, folder: Folder, run_id: str) -> dict[str, int]:
@@ -95,7 +148,8 @@ def load_shards(wh: Warehouse, folder: Folder, run_id: str) -> dict[str, int]:
 
 
 def _load(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
-    # A failed trace's new attempt replaces it, spans included.
+    # A failed trace's new attempt replaces it, spans included, and QA measures it (`measured_key`; a
+    # failed trace has no per-trace metrics to replace).
     con.execute(
         "DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM _shard JOIN traces t USING (trace_id)"
         " WHERE t.status <> 'ok')"
@@ -105,7 +159,7 @@ def _load(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
         INSERT INTO traces
         SELECT trace_id, question_id, ?, method, student_model, teacher_model, predictor_ids, text,
                answer, n_tokens, n_tokens_teacher, n_tokens_student, n_switches, n_wasted_tokens, status,
-               error, attempts, 1, n_generated_tokens, n_failed_tokens
+               error, attempts, 1, n_generated_tokens, n_failed_tokens, nullif(recipe, ''), NULL
         FROM _shard
         ON CONFLICT (trace_id) DO UPDATE SET
             run_id = EXCLUDED.run_id, text = EXCLUDED.text, answer = EXCLUDED.answer,
@@ -113,7 +167,8 @@ def _load(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
             n_tokens_student = EXCLUDED.n_tokens_student, n_switches = EXCLUDED.n_switches,
             n_wasted_tokens = EXCLUDED.n_wasted_tokens, status = EXCLUDED.status, error = EXCLUDED.error,
             attempts = EXCLUDED.attempts, nights = traces.nights + 1,
-            n_generated_tokens = EXCLUDED.n_generated_tokens, n_failed_tokens = EXCLUDED.n_failed_tokens
+            n_generated_tokens = EXCLUDED.n_generated_tokens, n_failed_tokens = EXCLUDED.n_failed_tokens,
+            recipe = EXCLUDED.recipe, measured_key = NULL
         WHERE traces.status <> 'ok'
         """,
         [run_id],

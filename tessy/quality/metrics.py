@@ -167,9 +167,7 @@ WITH counts AS (
                FILTER (WHERE n_generated_tokens IS NOT NULL), 0)::DOUBLE AS generated_per_kept
     FROM {traces} GROUP BY method
 ), means AS (
-    SELECT t.method, p.metric || '_mean' AS metric, avg(p.value)::DOUBLE AS value
-    FROM {per_trace} p JOIN {traces} t ON p.subject_id = t.trace_id
-    GROUP BY ALL
+    SELECT method, metric || '_mean' AS metric, (total / nullif(n, 0))::DOUBLE AS value FROM {sums}
 )
 SELECT $prefix || method AS subject_id, metric, value
 FROM (UNPIVOT counts ON COLUMNS(* EXCLUDE (method)) INTO NAME metric VALUE value)
@@ -179,19 +177,31 @@ ORDER BY subject_id, metric
 """
 
 
+def per_trace_sums(per_trace: str, traces: str) -> str:
+    """The `sums` relation of `method_metrics` (method, metric, n, total) summed up from per-trace
+    metrics `per_trace` (subject_id=trace_id, metric, value) of the traces `traces` (trace_id,
+    method): relation names or parenthesized subqueries."""
+    return f"""(
+        SELECT t.method, p.metric, count(p.value) AS n, coalesce(sum(p.value), 0) AS total
+        FROM {per_trace} p JOIN {traces} t ON p.subject_id = t.trace_id
+        GROUP BY ALL
+    )"""
+
+
 def method_metrics(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
     *,
     traces: str,
-    per_trace: str,
+    sums: str,
     params: dict[str, Any] | None = None,
 ) -> pl.DataFrame:
     """Per-method aggregates, subject "{run_id}/{method}", computed in DuckDB from two relations in
     `con`, each a name (table, view, registered frame) or a parenthesized subquery whose named
     parameters are in `params`, so a warehouse's whole history is summed up without coming into
     memory. `traces`: trace_id, method, status, attempts, n_tokens, n_generated_tokens,
-    n_failed_tokens, n_wasted_tokens; `per_trace`: (subject_id=trace_id, metric, value).
+    n_failed_tokens, n_wasted_tokens; `sums`: per method and per-trace metric, the count and sum of
+    its values (method, metric, n, total; see `per_trace_sums`).
     Metrics: `{metric}_mean` of every per-trace metric, n_samples / n_ok / n_failed / failure_rate /
     attempts_mean over all traces, n_tokens quantiles of the ok traces, and `generated_per_kept`:
     every token the models generated (failed attempts and traces included) per token kept in a
@@ -200,5 +210,5 @@ def method_metrics(
         f"quantile_cont(n_tokens::DOUBLE, {q}) FILTER (WHERE status = 'ok') AS n_tokens_p{round(q * 100)}"
         for q in QUANTILES
     )
-    sql = METHOD_SQL.format(quantiles=quantiles, traces=traces, per_trace=per_trace)
+    sql = METHOD_SQL.format(quantiles=quantiles, traces=traces, sums=sums)
     return con.sql(sql, params={**(params or {}), "prefix": f"{run_id}/"}).pl().cast(LONG_SCHEMA)

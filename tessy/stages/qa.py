@@ -151,7 +151,8 @@ def finish(
         )
     key = settings_key(cfg)
     with open_warehouse(cfg.warehouse) as wh, transaction(wh.con):
-        n_metrics = save_trace_metrics(wh, result.per_trace, run_id, key)
+        new = work.frame.filter(~pl.col("trace_id").is_in(list(work.measured)))["trace_id"].to_list()
+        n_metrics = save_trace_metrics(wh, result.per_trace, new, run_id, key)
         record_qa_run(wh, run_id, key)
         per_method = summarize_methods(wh, cfg, key, run_id)
         n_metrics += save_metrics(wh, per_method, run_id)

@@ -26,7 +26,7 @@ from tessy.filtering.judges import filter_identity
 from tessy.progress import Report
 from tessy.runtime import ROLES, Endpoints, model_endpoints, synthesizer_from_config
 from tessy.storage import Folder, read_table, shared_storage
-from tessy.synthesis.identity import trace_id_template
+from tessy.synthesis.identity import recipe
 from tessy.synthesis.scheduler import Job, RunStats, run_jobs
 from tessy.synthesis.shards import ShardWriter
 from warehouse.db import open_warehouse
@@ -58,12 +58,13 @@ def plan(cfg: PipelineConfig, methods: list[str], limit: int | None = None) -> P
         todo = jobs_to_synthesize(
             wh,
             *filter_identity(cfg),
-            [(method, *trace_id_template(cfg, method, ids)) for method in methods],
+            [recipe(cfg, method, ids) for method in methods],
             cfg.synthesis.retry_failed,
             limit,
         )
     jobs = [
-        Job(r["trace_id"], r["question_id"], r["question"], r["method"]) for r in todo.iter_rows(named=True)
+        Job(r["trace_id"], r["question_id"], r["question"], r["method"], r["recipe"])
+        for r in todo.iter_rows(named=True)
     ]
     return Plan(jobs, predictors)
 

@@ -51,6 +51,7 @@ class Trace:
     error: str | None
     attempts: int
     cost: dict[str, AuthorCost] = field(default_factory=dict)
+    recipe: str = ""  # the job's recipe id: everything the trace id hashes but the question
 
     @property
     def student_share(self) -> float:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -22,6 +22,7 @@ class Job:
     question_id: str
     question: str
     method: str
+    recipe: str = ""  # the trace's recipe id (tessy/synthesis/identity.py), stored with it
 
 
 @dataclass
@@ -82,6 +83,7 @@ async def run_jobs(
         while not queue.empty():
             job = queue.get_nowait()
             trace = await synthesizer.run(job.trace_id, job.question_id, job.question, job.method)
+            trace = replace(trace, recipe=job.recipe)
             writer.add(trace)
             stats.done += 1
             stats.failed += trace.status != "ok"

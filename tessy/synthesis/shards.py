@@ -44,11 +44,12 @@ SCHEMA = pa.schema(
         ("error", pa.string()),
         ("attempts", pa.int64()),
         ("cost", pa.list_(_COST)),
+        ("recipe", pa.string()),
     ]
 )
 
 
-_LATER = {"n_generated_tokens", "n_failed_tokens"}  # columns a shard may lack (written before them)
+_LATER = {"n_generated_tokens", "n_failed_tokens", "recipe"}  # columns a shard may lack (written before them)
 _KEYS = ("trace_id", "question_id", "method", "status")  # never null in a trace
 LOADED = "loaded"  # the subfolder of shards already in the warehouse
 QUARANTINE = "quarantine"  # the subfolder of shards that could not be read
