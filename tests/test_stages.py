@@ -445,6 +445,7 @@ def test_a_qa_part_refuses_a_machine_that_runs_code_otherwise(tmp_path, tiny_mod
 
 
 def test_a_qa_night_reads_only_new_traces_and_sums_up_all(tmp_path, tiny_models):
+    from tessy.quality.metrics import method_metrics, per_trace_sums
     from warehouse.metrics import traces_to_measure
 
     cfg = ingested(tmp_path, tiny_models, qa={"student_nll": False, "run_code": False})
@@ -466,6 +467,26 @@ def test_a_qa_night_reads_only_new_traces_and_sums_up_all(tmp_path, tiny_models)
     assert similarity["run_id"].to_list() == ["qa-1"] * 2 + ["qa-2"] * 2  # each TESSY trace, once
     tessy = next(r for r in second.summary if r["method"] == "tessy")
     assert 0 < tessy["similarity_to_student"] <= 1
+    # The means come from running sums; summed up again from every stored metric, they are the same.
+    with open_warehouse(cfg.warehouse) as wh:
+        stored = wh.frame("SELECT subject_id, metric, value FROM qa_metrics WHERE subject_id LIKE 'qa-2/%'")
+        per_trace = "(SELECT * FROM qa_metrics WHERE subject_id NOT LIKE '%/%')"
+        again = method_metrics(wh.con, "qa-2", traces="traces", sums=per_trace_sums(per_trace, "traces"))
+    assert stored.sort("subject_id", "metric").equals(again.sort("subject_id", "metric"))
+
+
+def test_a_failed_trace_is_measured_once_and_again_when_a_new_attempt_replaces_it(tmp_path, tiny_models):
+    cfg = ingested(tmp_path, tiny_models, qa={"student_nll": False, "run_code": False})
+    write_traces(cfg, methods=("student-only",), n_questions=2)
+    with open_warehouse(cfg.warehouse) as wh:
+        wh.con.execute("UPDATE traces SET status = 'failed'")  # as a night whose attempts failed left them
+    assert qa_stage.run(cfg, "qa-1").n_measured == 2  # a failed trace has no per-trace metrics
+    assert qa_stage.run(cfg, "qa-2").n_measured == 0  # and is not read again
+    write_traces(cfg, methods=("student-only",), n_questions=2)  # a later night's attempts finish
+    assert qa_stage.run(cfg, "qa-3").n_measured == 2
+    with open_warehouse(cfg.warehouse) as wh:
+        measured = wh.frame("SELECT DISTINCT subject_id, run_id FROM qa_metrics WHERE metric = 'n_tokens'")
+    assert measured.height == 2 and set(measured["run_id"]) == {"qa-3"}
 
 
 def test_a_new_trace_is_compared_with_a_reference_measured_on_an_earlier_night(tmp_path, tiny_models):

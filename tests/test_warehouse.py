@@ -205,3 +205,139 @@ def test_a_trace_metric_is_stored_once_per_qa_settings(tmp_path):
         record_qa_run(wh, "qa-2", "a" * 64)
         assert save_trace_metrics(wh, metrics, ["t1"], "qa-3", "b" * 64) == 2  # other settings: measured anew
         assert wh.scalar("SELECT count(*) FROM qa_metrics") == 4
+
+
+def _labelled(wh, ids, contest=True):
+    from tessy.filtering.heuristic import Decision
+    from warehouse.labels import save_labels
+
+    wh.con.executemany(
+        "INSERT OR IGNORE INTO questions (question_id, text, source, first_run_id) VALUES (?, ?, 's', 'r')",
+        [[q, f"question {q}"] for q in ids],
+    )
+    save_labels(wh, ids, [Decision(contest, None, "", "f", "v1")] * len(ids), "run-filter")
+
+
+def _finished(wh, ids, recipe, status="ok", stored_recipe=True):
+    """Traces of `recipe` for questions `ids`, as the loader stores them (or, without
+    `stored_recipe`, as it stored them before traces carried their recipe)."""
+    wh.con.execute(
+        "INSERT OR REPLACE INTO traces (trace_id, question_id, run_id, method, status, nights, recipe)"
+        " SELECT sha256(? || q || ?), q, 'run-synth', ?, ?, 1, ? FROM unnest(?::VARCHAR[]) t(q)",
+        [
+            recipe.prefix,
+            recipe.suffix,
+            recipe.method,
+            status,
+            recipe.recipe_id if stored_recipe else None,
+            ids,
+        ],
+    )
+
+
+def test_a_plan_reads_only_the_labels_after_its_recipes_mark(tmp_path):
+    """Each plan moves a recipe's mark up to the first contest question without a done trace, and the
+    next plan reads only the labels after it. A new question, one labelled again, a night that never
+    loaded, a failed trace within its retries and a new recipe are all planned."""
+    from tessy.synthesis.identity import Recipe
+    from warehouse.traces import jobs_to_synthesize
+
+    old = Recipe("teacher-only", "r-old", '{"q":"', '","v":1}')
+    new = Recipe("teacher-only", "r-new", '{"q":"', '","v":2}')
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+
+        def plan(recipe=old, retry=0):
+            return jobs_to_synthesize(wh, "f", "v1", [recipe], retry)["question_id"].to_list()
+
+        def mark(recipe=old, retry=0):
+            return wh.scalar(
+                "SELECT through FROM plan_marks WHERE recipe = ? AND retry_failed = ?",
+                [recipe.recipe_id, retry],
+            )
+
+        def seq(question):
+            return wh.scalar("SELECT seq FROM question_labels WHERE question_id = ?", [question])
+
+        _labelled(wh, ["a", "b", "c"])
+        assert plan() == ["a", "b", "c"] and mark() == seq("a") - 1
+        _finished(wh, ["a", "b"], old)  # c's night never loaded
+        assert plan() == ["c"] and mark() == seq("c") - 1
+        _finished(wh, ["c"], old)
+        assert plan() == [] and mark() == seq("c")
+
+        _labelled(wh, ["d"])
+        _labelled(wh, ["e"], contest=None)  # undecided: not a contest question yet
+        assert plan() == ["d"]
+        _labelled(wh, ["e"])  # decided on a later night: written again, after the mark
+        assert plan() == ["d", "e"]
+        _finished(wh, ["d", "e"], old, status="failed")
+        assert plan(retry=0) == [] and plan(retry=1) == ["d", "e"]  # one more try each: its own mark
+        assert plan(new) == ["a", "b", "c", "d", "e"]  # new settings: every question again
+
+        # Nothing below a mark is read again: a trace taken away under it (only a test does that) is
+        # not planned, while a fresh mark (another retry count) reads every label.
+        wh.con.execute("DELETE FROM traces WHERE question_id = 'a'")
+        assert plan() == [] and plan(retry=2) == ["a", "d", "e"]
+
+
+def test_a_trace_stored_before_its_recipe_is_recognized_by_the_next_plan(tmp_path):
+    from tessy.synthesis.identity import Recipe
+    from warehouse.traces import jobs_to_synthesize
+
+    recipe = Recipe("student-only", "r-1", '{"q":"', '","v":1}')
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        _labelled(wh, ["a", "b"])
+        _finished(wh, ["a"], recipe, stored_recipe=False)
+        todo = jobs_to_synthesize(wh, "f", "v1", [recipe], 0)
+        assert todo.select("question_id", "recipe").rows() == [("b", "r-1")]
+        assert wh.frame("SELECT question_id, recipe FROM traces").rows() == [("a", "r-1")]
+
+
+def test_migrating_a_warehouse_with_history_keeps_its_qa_summary(tmp_path):
+    """Migration 0011 on a warehouse of the version before: every trace measured is marked measured
+    under its QA settings, the per-method sums equal the stored metrics', and each label gets its
+    place in the order, so the first night after it measures and plans nothing old again."""
+    from tessy.quality.metrics import method_metrics, per_trace_sums
+
+    path = tmp_path / "wh.duckdb"
+    con = duckdb.connect(str(path))
+    migrate(con, target=10)
+    for q in ("a", "b", "c"):
+        con.execute(
+            "INSERT INTO questions (question_id, text, source, first_run_id) VALUES (?, 'x', 's', 'r')", [q]
+        )
+        con.execute("INSERT INTO question_labels VALUES (?, 'f', 'v1', true, NULL, '', 'run')", [q])
+    con.execute(
+        "INSERT INTO traces (trace_id, question_id, run_id, method, student_model, teacher_model, status,"
+        " attempts) VALUES ('t-a', 'a', 'r', 'tessy', 's', 't', 'ok', 1), ('t-b', 'b', 'r', 'tessy', 's', 't',"
+        " 'ok', 1), ('t-c', 'c', 'r', 'student-only', 's', 't', 'ok', 1), ('t-x', 'c', 'r', 'tessy', 's', 't',"
+        " 'failed', 1)"
+    )
+    con.execute("INSERT INTO qa_runs VALUES ('qa-1', 'k1'), ('qa-2', 'k2')")
+    con.execute(
+        "INSERT INTO qa_metrics VALUES ('t-a', 'solved', 1, 'qa-1'), ('t-b', 'solved', 0, 'qa-1'),"
+        " ('t-c', 'solved', 1, 'qa-1'), ('t-a', 'solved', 0, 'qa-2'), ('qa-1/tessy', 'solved_mean', 0.5, 'qa-1')"
+    )
+    con.close()
+    with open_warehouse(path) as wh:
+        keys = wh.frame("SELECT trace_id, measured_key FROM traces ORDER BY 1").rows()
+        assert keys == [("t-a", "k2"), ("t-b", "k1"), ("t-c", "k1"), ("t-x", None)]
+        assert [r[0] for r in wh.con.execute("SELECT seq FROM question_labels ORDER BY 1").fetchall()] == [
+            1,
+            2,
+            3,
+        ]
+        traces = "(SELECT * FROM traces)"
+        for key in ("k1", "k2"):
+            per_trace = f"(FROM qa_metrics JOIN qa_runs USING (run_id) WHERE qa_key = '{key}' AND subject_id NOT LIKE '%/%')"
+            sums = f"(SELECT method, metric, n, total FROM qa_sums WHERE qa_key = '{key}')"
+            stored = method_metrics(wh.con, "r", traces=traces, sums=sums).sort("subject_id", "metric")
+            recomputed = method_metrics(wh.con, "r", traces=traces, sums=per_trace_sums(per_trace, traces))
+            assert stored.equals(recomputed.sort("subject_id", "metric"))
+        assert wh.frame("SELECT method, n, total FROM qa_sums WHERE qa_key = 'k1' ORDER BY 1").rows() == [
+            ("student-only", 1, 1.0),
+            ("tessy", 2, 1.0),
+        ]
+        assert "qa_metrics_key" not in {
+            r[0] for r in wh.con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()
+        }

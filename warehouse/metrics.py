@@ -104,24 +104,21 @@ def traces_to_measure(wh: Warehouse, cfg: PipelineConfig, key: str) -> tuple[pl.
     traces, whatever the warehouse's history: each trace records the settings it was measured under."""
     frame = wh.frame(
         """
-        WITH config AS (
-            -- Ids only: a CTE read twice is materialized, and the history's texts must not be.
-            SELECT trace_id, question_id, method, status FROM traces
-            WHERE student_model = $student AND teacher_model = $teacher
-        ), new AS (
-            SELECT trace_id, question_id FROM traces
+        WITH new AS (
+            SELECT *, false AS measured FROM traces
             WHERE student_model = $student AND teacher_model = $teacher
                 AND measured_key IS DISTINCT FROM $key
-        ), wanted AS (
-            SELECT trace_id FROM new
-            UNION
-            SELECT trace_id FROM config WHERE method = $reference AND status = 'ok'
+        ), picked AS (
+            FROM new
+            UNION ALL
+            SELECT *, true AS measured FROM traces
+            WHERE student_model = $student AND teacher_model = $teacher AND method = $reference
+                AND status = 'ok' AND measured_key IS NOT DISTINCT FROM $key
                 AND question_id IN (SELECT question_id FROM new)
         )
         SELECT t.* EXCLUDE (measured_key), q.text AS question,
-               json_extract_string(q.metadata_json, '$.test_cases') AS test_cases,
-               t.measured_key IS NOT DISTINCT FROM $key AS measured
-        FROM (FROM traces SEMI JOIN wanted USING (trace_id)) t JOIN questions q USING (question_id)
+               json_extract_string(q.metadata_json, '$.test_cases') AS test_cases
+        FROM picked t JOIN questions q USING (question_id)
         ORDER BY t.trace_id
         """,
         {
