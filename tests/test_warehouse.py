@@ -307,16 +307,26 @@ def test_migrating_a_warehouse_with_history_keeps_its_qa_summary(tmp_path):
             "INSERT INTO questions (question_id, text, source, first_run_id) VALUES (?, 'x', 's', 'r')", [q]
         )
         con.execute("INSERT INTO question_labels VALUES (?, 'f', 'v1', true, NULL, '', 'run')", [q])
-    con.execute(
+    con.executemany(
         "INSERT INTO traces (trace_id, question_id, run_id, method, student_model, teacher_model, status,"
-        " attempts) VALUES ('t-a', 'a', 'r', 'tessy', 's', 't', 'ok', 1), ('t-b', 'b', 'r', 'tessy', 's', 't',"
-        " 'ok', 1), ('t-c', 'c', 'r', 'student-only', 's', 't', 'ok', 1), ('t-x', 'c', 'r', 'tessy', 's', 't',"
-        " 'failed', 1)"
+        " attempts) VALUES (?, ?, 'r', ?, 's', 't', ?, 1)",
+        [
+            ["t-a", "a", "tessy", "ok"],
+            ["t-b", "b", "tessy", "ok"],
+            ["t-c", "c", "student-only", "ok"],
+            ["t-x", "c", "tessy", "failed"],
+        ],
     )
     con.execute("INSERT INTO qa_runs VALUES ('qa-1', 'k1'), ('qa-2', 'k2')")
-    con.execute(
-        "INSERT INTO qa_metrics VALUES ('t-a', 'solved', 1, 'qa-1'), ('t-b', 'solved', 0, 'qa-1'),"
-        " ('t-c', 'solved', 1, 'qa-1'), ('t-a', 'solved', 0, 'qa-2'), ('qa-1/tessy', 'solved_mean', 0.5, 'qa-1')"
+    con.executemany(
+        "INSERT INTO qa_metrics VALUES (?, ?, ?, ?)",
+        [
+            ["t-a", "solved", 1, "qa-1"],
+            ["t-b", "solved", 0, "qa-1"],
+            ["t-c", "solved", 1, "qa-1"],
+            ["t-a", "solved", 0, "qa-2"],
+            ["qa-1/tessy", "solved_mean", 0.5, "qa-1"],  # a per-method row: not a trace's
+        ],
     )
     con.close()
     with open_warehouse(path) as wh:
@@ -329,7 +339,10 @@ def test_migrating_a_warehouse_with_history_keeps_its_qa_summary(tmp_path):
         ]
         traces = "(SELECT * FROM traces)"
         for key in ("k1", "k2"):
-            per_trace = f"(FROM qa_metrics JOIN qa_runs USING (run_id) WHERE qa_key = '{key}' AND subject_id NOT LIKE '%/%')"
+            per_trace = (
+                f"(FROM qa_metrics JOIN qa_runs USING (run_id) WHERE qa_key = '{key}'"
+                " AND subject_id NOT LIKE '%/%')"
+            )
             sums = f"(SELECT method, metric, n, total FROM qa_sums WHERE qa_key = '{key}')"
             stored = method_metrics(wh.con, "r", traces=traces, sums=sums).sort("subject_id", "metric")
             recomputed = method_metrics(wh.con, "r", traces=traces, sums=per_trace_sums(per_trace, traces))
