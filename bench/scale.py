@@ -1,16 +1,17 @@
 """The cost of a night as history grows. A warehouse is pre-filled with N stored traces (made directly
 in it with SQL, no servers: questions, contest labels, one finished student-only trace each, under
-the ids synthesis gives them, and the per-trace metrics an earlier QA run stored for them), then one
-night adds 1,000 new questions and runs the pipeline's own steps on them: plan (which jobs are new),
-load (1,000 traces from shards) and QA without code or NLL (token counts, similarity, per-method
-metrics and the report). The fill and the night run in separate fresh processes, so the peak RSS
-printed is the night's alone, as a nightly run starts its own process.
+the ids synthesis gives them, the per-trace metrics an earlier QA run stored for them and the plan
+mark that night left), then a night adds 1,000 new questions and runs the pipeline's own steps on
+them: plan (which jobs are new), load (1,000 traces from shards) and QA without code or NLL (token
+counts, similarity, per-method metrics and the report). The fill and each night run in separate fresh
+processes, so the peak RSS printed is a night's alone, as a nightly run starts its own process. Each
+size runs `--nights` nights, each on a fresh copy of the filled warehouse, and the median one counts.
 
 Target: the 1M-trace night takes at most 1.5x the 1k-trace night, with peak RSS under 2 GiB. The
 warehouse's DuckDB is capped at `--db-memory` (`TESSY_DB_MEMORY`); uncapped it caches what it reads
-up to 80% of RAM. A warm-up night on the smallest size runs first and is not counted.
+up to 80% of RAM. Warm-up nights on the smallest size run first and are not counted.
 
-    python bench/scale.py [--sizes 1k,100k,1m] [--db-memory 1GB] [--json]
+    python bench/scale.py [--sizes 1k,100k,1m] [--nights 3] [--db-memory 1GB] [--json]
 
 `--json`: the last line is one object, {"night_s": {"1k": x, ...}, "steps_s": {"1k": {"plan": ..,
 "load": .., "qa": ..}, ...}, "night_1m_vs_1k": z/x, "peak_rss_mib": m, "db_memory": cap} (the ratio
@@ -46,6 +47,7 @@ from warehouse.db import open_warehouse
 
 WORK = Path(".tessy/bench/scale")
 NEW = 1_000  # traces a night adds
+FILLED = "filled.duckdb"  # the warehouse as the fill left it; each night runs on a copy
 METHOD = "student-only"
 SIZES = {"1k": 1_000, "100k": 100_000, "1m": 1_000_000}
 
@@ -176,13 +178,23 @@ def night_shards(cfg: PipelineConfig, jobs: list) -> None:
 
 
 def filled(label: str, history: int, models: str) -> float:
-    """A fresh warehouse under WORK/label with `history` stored traces; returns the seconds it took."""
+    """A fresh warehouse `WORK/label/FILLED` with `history` stored traces; returns the seconds it took."""
     work = WORK / label
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     started = time.perf_counter()
     fill(bench_config(work, Path(models)), history)
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    (work / "warehouse.duckdb").rename(work / FILLED)
+    return seconds
+
+
+def before_night(label: str) -> None:
+    """The filled warehouse as a night finds it, and no work of an earlier night."""
+    work = WORK / label
+    shutil.rmtree(work / "work", ignore_errors=True)
+    shutil.copy(work / FILLED, work / "warehouse.duckdb")
+    os.sync()  # the copy's pages are written out now, not while the night runs
 
 
 def one_night(label: str, models: str, db_memory: str) -> dict[str, Any]:
@@ -225,6 +237,7 @@ def main(
         ".tessy/models"
     ),
     db_memory: Annotated[str, typer.Option(help="the warehouse's DuckDB memory cap; '' for none")] = "1GB",
+    nights: Annotated[int, typer.Option(help="nights per size, each on a fresh copy; the median counts")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="last line: one JSON object")] = False,
 ) -> None:
     labels = [s.strip().lower() for s in sizes.split(",")]
@@ -233,12 +246,18 @@ def main(
         raise typer.BadParameter(f"unknown sizes {unknown}; choose from {list(SIZES)}")
     results = {}
     for label in [labels[0], *labels]:
-        # The fill and the night each in a fresh process, so the peak RSS is the night's alone.
+        # The fill and each night in a fresh process, so the peak RSS is a night's alone.
         fill_s = in_fresh_process(filled, label, SIZES[label], str(models))
-        night = {"fill_s": fill_s, **in_fresh_process(one_night, label, str(models), db_memory)}
+        runs = []
+        for _ in range(nights):
+            before_night(label)
+            runs.append(in_fresh_process(one_night, label, str(models), db_memory))
         shutil.rmtree(WORK / label, ignore_errors=True)
-        print(f"{label}: {night}", flush=True)
-        results[label] = night  # the first size's warm-up night is overwritten by its counted one
+        print(f"{label}: nights {[round(r['night_s'], 3) for r in runs]}", flush=True)
+        # The median night by time (single nights swing with the machine's load), the peak RSS of all.
+        median = sorted(runs, key=lambda r: r["night_s"])[len(runs) // 2]
+        night = {"fill_s": fill_s, **median, "rss_mib": max(r["rss_mib"] for r in runs)}
+        results[label] = night  # the first size's warm-up nights are overwritten by its counted ones
     table = Table(title=f"a night that adds {NEW:,} traces, by traces stored before it")
     for column in ("stored", "fill s", "plan s", "load s", "QA s", "night s", "QA measured", "peak RSS MiB"):
         table.add_column(column, justify="right")

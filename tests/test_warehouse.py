@@ -197,14 +197,27 @@ def test_a_trace_metric_is_stored_once_per_qa_settings(tmp_path):
     metrics = pl.DataFrame(
         {"subject_id": ["t1", "t1"], "metric": ["n_tokens", "solved"], "value": [5.0, 1.0]}
     )
+    a, b = "a" * 64, "b" * 64
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
-        assert save_trace_metrics(wh, metrics, ["t1"], "qa-1", "a" * 64) == 2
-        record_qa_run(wh, "qa-1", "a" * 64)
+        wh.con.execute(
+            "INSERT INTO traces (trace_id, question_id, run_id, method, student_model, teacher_model, status)"
+            " VALUES ('t1', 'q1', 'run', 'tessy', 's', 't', 'ok')"
+        )
+
+        def sums(key):
+            return wh.frame("SELECT metric, n, total FROM qa_sums WHERE qa_key = ? ORDER BY 1", [key]).rows()
+
+        assert save_trace_metrics(wh, metrics, ["t1"], "qa-1", a) == 2
+        record_qa_run(wh, "qa-1", a)
         # A second run with the same settings (one that ran at the same time) adds nothing.
-        assert save_trace_metrics(wh, metrics, ["t1"], "qa-2", "a" * 64) == 0
-        record_qa_run(wh, "qa-2", "a" * 64)
-        assert save_trace_metrics(wh, metrics, ["t1"], "qa-3", "b" * 64) == 2  # other settings: measured anew
+        assert save_trace_metrics(wh, metrics, ["t1"], "qa-2", a) == 0
+        record_qa_run(wh, "qa-2", a)
+        assert save_trace_metrics(wh, metrics, ["t1"], "qa-3", b) == 2  # other settings: measured anew
+        record_qa_run(wh, "qa-3", b)
+        assert save_trace_metrics(wh, metrics, ["t1"], "qa-4", a) == 0  # and back: stored already
         assert wh.scalar("SELECT count(*) FROM qa_metrics") == 4
+        assert sums(a) == sums(b) == [("n_tokens", 1, 5.0), ("solved", 1, 1.0)]
+        assert wh.scalar("SELECT measured_key FROM traces") == a
 
 
 def _labelled(wh, ids, contest=True):

@@ -35,19 +35,25 @@ def save_trace_metrics(
 ) -> int:
     """Store a run's per-trace metrics of the traces `measured` (a failed trace has none), add them to
     the per-method sums (`qa_sums`) and mark those traces measured under `key` (the QA settings), but
-    store none that a run with the same settings stored already (two QA runs at once measure the same
-    new traces): the warehouse keeps one value per trace, metric and settings. Only the rows of the
-    traces `measured` are read. Returns the rows stored."""
+    store none that a run with the same settings stored already: the warehouse keeps one value per
+    trace, metric and settings. Only the rows of the traces `measured` are read, and the stored
+    metrics only for those of them measured before (under any settings: another QA run at the same
+    time, or settings switched back). Returns the rows stored."""
     rows = metrics.select("subject_id", "metric", pl.col("value").cast(pl.Float64))
     ids = pa.table({"trace_id": pa.array(measured, pa.string())})
     con = wh.con
     with registered(con, "_metrics", rows.to_arrow()), registered(con, "_measured", ids):
         con.execute(
+            "CREATE OR REPLACE TEMP TABLE _traces AS SELECT trace_id, student_model, teacher_model, method,"
+            " measured_key FROM traces WHERE trace_id IN (SELECT trace_id FROM _measured)"
+        )
+        con.execute(
             """
             CREATE OR REPLACE TEMP TABLE _fresh AS
             SELECT n.* FROM _metrics n ANTI JOIN (
                 SELECT subject_id, metric FROM qa_metrics JOIN qa_runs USING (run_id)
-                WHERE qa_key = $key AND subject_id IN (SELECT trace_id FROM _measured)
+                WHERE qa_key = $key
+                    AND subject_id IN (SELECT trace_id FROM _traces WHERE measured_key IS NOT NULL)
             ) USING (subject_id, metric)
             """,
             {"key": key},
@@ -60,7 +66,7 @@ def save_trace_metrics(
             INSERT INTO qa_sums
             SELECT $key, t.student_model, t.teacher_model, t.method, f.metric, count(f.value),
                    coalesce(sum(f.value), 0)
-            FROM _fresh f JOIN traces t ON t.trace_id = f.subject_id
+            FROM _fresh f JOIN _traces t ON t.trace_id = f.subject_id
             GROUP BY ALL
             ON CONFLICT DO UPDATE SET n = qa_sums.n + EXCLUDED.n, total = qa_sums.total + EXCLUDED.total
             """,
@@ -71,6 +77,7 @@ def save_trace_metrics(
             {"key": key},
         )
         con.execute("DROP TABLE _fresh")
+        con.execute("DROP TABLE _traces")
     return stored
 
 
