@@ -1,7 +1,7 @@
 """The cost of a night as history grows. A warehouse is pre-filled with N stored traces (made directly
-in it with SQL, no servers: questions, contest labels, one finished student-only trace each, under
-the ids synthesis gives them, the per-trace metrics an earlier QA run stored for them and the plan
-mark that night left), then a night adds 1,000 new questions and runs the pipeline's own steps on
+in it with SQL, no servers: questions, contest labels, one finished student-only trace each with two
+spans, under the ids synthesis gives them, the per-trace metrics an earlier QA run stored for them
+and the plan mark that night left), then a night adds 1,000 new questions and runs the pipeline's own steps on
 them: plan (which jobs are new), load (1,000 traces from shards) and QA without code or NLL (token
 counts, similarity, per-method metrics and the report). The fill and each night run in separate fresh
 processes, so the peak RSS printed is a night's alone, as a nightly run starts its own process. Each
@@ -86,8 +86,9 @@ def bench_config(work: Path, models: Path) -> PipelineConfig:
 
 def fill(cfg: PipelineConfig, history: int) -> None:
     """`history` + NEW contest questions, a finished trace for each of the first `history` (with its
-    recipe), its per-trace metrics from an earlier QA run with the bench's settings and their sums,
-    and the mark the plan of that earlier night left (the night's questions are labelled after it)."""
+    recipe and two spans), its per-trace metrics from an earlier QA run with the bench's settings and
+    their sums, and the mark the plan of that earlier night left (the night's questions are labelled
+    after it)."""
     name, version = filter_identity(cfg)
     made_by = recipe(cfg, METHOD, [])
     key = qa_stage.settings_key(cfg)
@@ -119,6 +120,11 @@ def fill(cfg: PipelineConfig, history: int) -> None:
                 "key": key,
                 "history": history,
             },
+        )
+        # Two spans each, as the night's traces have (the microworld's have about six).
+        con.execute(
+            "INSERT INTO spans SELECT trace_id, s.idx, 'student',"
+            " CASE s.idx WHEN 0 THEN text ELSE answer END, 60 FROM traces CROSS JOIN (VALUES (0), (1)) s(idx)"
         )
         con.execute("INSERT INTO qa_runs VALUES ('qa-fill', ?)", [key])
         con.execute(

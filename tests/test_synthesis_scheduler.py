@@ -99,3 +99,39 @@ def test_loader_is_idempotent_and_explodes_spans(tmp_path):
         runs = wh.frame("SELECT run_id, count(*) AS n FROM traces GROUP BY 1 ORDER BY 1").rows()
     assert rows == [(0, "student", "Okay."), (1, "teacher", " Add."), (2, "student", "print(1)")]
     assert runs == [("run-1", 6), ("run-3", 3)]
+
+
+def test_the_loader_keeps_each_trace_once_and_never_touches_a_finished_one(tmp_path):
+    """The tables hold no key index: the loader alone keeps a trace id once. A trace in two shards is
+    taken once (its finished attempt), one already finished is not touched by a later shard, and a
+    failed one is replaced, spans included."""
+    from dataclasses import replace
+
+    def trace(trace_id: str, status: str = "ok", text: str = "print(1)") -> Trace:
+        made = make_trace(Job(trace_id, "q", "question", "tessy"))
+        return replace(
+            made, status=status, answer=text, spans=made.spans[:2] if status != "ok" else made.spans
+        )
+
+    shards = Folder(tmp_path / "shards")
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        first = ShardWriter(shards, 8)
+        for t in (trace("a"), trace("b", "failed")):
+            first.add(t)
+        first.flush()
+        assert load_shards(wh, shards, "run-1") == {"traces": 2, "spans": 5, "quarantined_shards": 0}
+        later = ShardWriter(shards, 8)
+        for t in (trace("a", text="print(2)"), trace("b"), trace("c", "failed"), trace("c")):
+            later.add(t)
+        later.flush()
+        assert load_shards(wh, shards, "run-2") == {"traces": 2, "spans": 6, "quarantined_shards": 0}
+        rows = wh.frame("SELECT trace_id, run_id, status, nights, answer FROM traces ORDER BY 1").rows()
+        spans = wh.frame(
+            "SELECT trace_id, count(*) AS n, count(DISTINCT idx) AS idx FROM spans GROUP BY 1 ORDER BY 1"
+        )
+    assert rows == [
+        ("a", "run-1", "ok", 1, "print(1)"),  # finished: the later attempt is not taken
+        ("b", "run-2", "ok", 2, "print(1)"),  # failed, replaced by its next night's attempt
+        ("c", "run-2", "ok", 1, "print(1)"),  # twice in one load: the finished attempt, once
+    ]
+    assert spans.rows() == [("a", 3, 3), ("b", 3, 3), ("c", 3, 3)]

@@ -234,8 +234,9 @@ def _labelled(wh, ids, contest=True):
 def _finished(wh, ids, recipe, status="ok", stored_recipe=True):
     """Traces of `recipe` for questions `ids`, as the loader stores them (or, without
     `stored_recipe`, as it stored them before traces carried their recipe)."""
+    wh.con.execute("DELETE FROM traces WHERE question_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
     wh.con.execute(
-        "INSERT OR REPLACE INTO traces (trace_id, question_id, run_id, method, status, nights, recipe)"
+        "INSERT INTO traces (trace_id, question_id, run_id, method, status, nights, recipe)"
         " SELECT sha256(? || q || ?), q, 'run-synth', ?, ?, 1, ? FROM unnest(?::VARCHAR[]) t(q)",
         [
             recipe.prefix,

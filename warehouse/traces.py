@@ -148,38 +148,45 @@ def load_shards(wh: Warehouse, folder: Folder, run_id: str) -> dict[str, int]:
 
 
 def _load(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
-    # A failed trace's new attempt replaces it, spans included, and QA measures it (`measured_key`; a
-    # failed trace has no per-trace metrics to replace).
+    """Take each of the shards' traces that is new or replaces a failed one (its `nights` counted,
+    its spans replaced, measured by QA again: `measured_key`; a failed trace has no per-trace metrics),
+    once, with its spans. The tables have no key index (migration 0012): this is what keeps a trace
+    id once. Only the rows of the shards' trace ids are read from the history."""
     con.execute(
-        "DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM _shard JOIN traces t USING (trace_id)"
-        " WHERE t.status <> 'ok')"
+        """
+        CREATE OR REPLACE TEMP TABLE _taken AS
+        WITH incoming AS (
+            -- A trace in two shards (the same job run twice) is taken once, a finished attempt first.
+            FROM _shard QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY status <> 'ok') = 1
+        ), held AS (
+            SELECT trace_id, status, nights FROM traces WHERE trace_id IN (SELECT trace_id FROM _shard)
+        )
+        SELECT i.*, h.trace_id IS NOT NULL AS replaces, coalesce(h.nights, 0) + 1 AS nights
+        FROM incoming i LEFT JOIN held h USING (trace_id)
+        WHERE h.trace_id IS NULL OR h.status <> 'ok'
+        """
     )
+    replaced = "SELECT trace_id FROM _taken WHERE replaces"
+    con.execute(f"DELETE FROM spans WHERE trace_id IN ({replaced})")
+    con.execute(f"DELETE FROM traces WHERE trace_id IN ({replaced})")
     traces = con.execute(
         """
         INSERT INTO traces
         SELECT trace_id, question_id, ?, method, student_model, teacher_model, predictor_ids, text,
                answer, n_tokens, n_tokens_teacher, n_tokens_student, n_switches, n_wasted_tokens, status,
-               error, attempts, 1, n_generated_tokens, n_failed_tokens, nullif(recipe, ''), NULL
-        FROM _shard
-        ON CONFLICT (trace_id) DO UPDATE SET
-            run_id = EXCLUDED.run_id, text = EXCLUDED.text, answer = EXCLUDED.answer,
-            n_tokens = EXCLUDED.n_tokens, n_tokens_teacher = EXCLUDED.n_tokens_teacher,
-            n_tokens_student = EXCLUDED.n_tokens_student, n_switches = EXCLUDED.n_switches,
-            n_wasted_tokens = EXCLUDED.n_wasted_tokens, status = EXCLUDED.status, error = EXCLUDED.error,
-            attempts = EXCLUDED.attempts, nights = traces.nights + 1,
-            n_generated_tokens = EXCLUDED.n_generated_tokens, n_failed_tokens = EXCLUDED.n_failed_tokens,
-            recipe = EXCLUDED.recipe, measured_key = NULL
-        WHERE traces.status <> 'ok'
+               error, attempts, nights, n_generated_tokens, n_failed_tokens, nullif(recipe, ''), NULL
+        FROM _taken
         """,
         [run_id],
     ).fetchall()[0][0]
     spans = con.execute(
         """
-        INSERT OR IGNORE INTO spans
+        INSERT INTO spans
         SELECT trace_id, idx - 1, s.author, s.text, s.n_tokens
-        FROM (SELECT trace_id, unnest(spans) AS s, generate_subscripts(spans, 1) AS idx FROM _shard)
+        FROM (SELECT trace_id, unnest(spans) AS s, generate_subscripts(spans, 1) AS idx FROM _taken)
         """
     ).fetchall()[0][0]
+    con.execute("DROP TABLE _taken")
     return {"traces": traces, "spans": spans}
 
 
