@@ -331,6 +331,11 @@ def test_migrating_a_warehouse_with_history_keeps_its_qa_summary(tmp_path):
             ["t-x", "c", "tessy", "failed"],
         ],
     )
+    # A trace without its models (no config's summary holds it), measured all the same.
+    con.execute(
+        "INSERT INTO traces (trace_id, question_id, run_id, method, status)"
+        " VALUES ('t-n', 'c', 'r', 'tessy', 'ok')"
+    )
     con.execute("INSERT INTO qa_runs VALUES ('qa-1', 'k1'), ('qa-2', 'k2')")
     con.executemany(
         "INSERT INTO qa_metrics VALUES (?, ?, ?, ?)",
@@ -339,19 +344,20 @@ def test_migrating_a_warehouse_with_history_keeps_its_qa_summary(tmp_path):
             ["t-b", "solved", 0, "qa-1"],
             ["t-c", "solved", 1, "qa-1"],
             ["t-a", "solved", 0, "qa-2"],
+            ["t-n", "solved", 1, "qa-1"],
             ["qa-1/tessy", "solved_mean", 0.5, "qa-1"],  # a per-method row: not a trace's
         ],
     )
     con.close()
     with open_warehouse(path) as wh:
         keys = wh.frame("SELECT trace_id, measured_key FROM traces ORDER BY 1").rows()
-        assert keys == [("t-a", "k2"), ("t-b", "k1"), ("t-c", "k1"), ("t-x", None)]
+        assert keys == [("t-a", "k2"), ("t-b", "k1"), ("t-c", "k1"), ("t-n", "k1"), ("t-x", None)]
         assert [r[0] for r in wh.con.execute("SELECT seq FROM question_labels ORDER BY 1").fetchall()] == [
             1,
             2,
             3,
         ]
-        traces = "(SELECT * FROM traces)"
+        traces = "(SELECT * FROM traces WHERE student_model = 's' AND teacher_model = 't')"
         for key in ("k1", "k2"):
             per_trace = (
                 f"(FROM qa_metrics JOIN qa_runs USING (run_id) WHERE qa_key = '{key}'"

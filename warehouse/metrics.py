@@ -67,6 +67,7 @@ def save_trace_metrics(
             SELECT $key, t.student_model, t.teacher_model, t.method, f.metric, count(f.value),
                    coalesce(sum(f.value), 0)
             FROM _fresh f JOIN _traces t ON t.trace_id = f.subject_id
+            WHERE t.student_model IS NOT NULL AND t.teacher_model IS NOT NULL  -- in no config's summary
             GROUP BY ALL
             ON CONFLICT DO UPDATE SET n = qa_sums.n + EXCLUDED.n, total = qa_sums.total + EXCLUDED.total
             """,

@@ -45,6 +45,7 @@ CREATE TABLE qa_sums (
 INSERT INTO qa_sums
 SELECT r.qa_key, t.student_model, t.teacher_model, t.method, m.metric, count(m.value), coalesce(sum(m.value), 0)
 FROM qa_metrics m JOIN qa_runs r USING (run_id) JOIN traces t ON t.trace_id = m.subject_id
+WHERE t.student_model IS NOT NULL AND t.teacher_model IS NOT NULL  -- no config's summary holds them
 GROUP BY ALL;
 -- The unique index on (subject_id, metric, run_id) grew with the history, and so did its upkeep: at
 -- 6M stored metrics, a night's 6k new rows took 0.35 s to insert and the index 1.7 s to checkpoint,
