@@ -63,6 +63,7 @@ class QAOutcome:
 class QAPlan:
     frame: pl.DataFrame  # the traces to measure, and the references they are compared with
     measured: set[str]  # ids in `frame` measured before (references only)
+    new: list[str]  # ids in `frame` to measure: the others
     parts: list[str]  # URLs of the new traces in `runner.parts` parts, for `measure_part`
     run_code: bool  # whether code runs on the machine that planned; every part must agree
     code_exec: str  # how it runs there (sandboxed, unsafe, not at all), for the report
@@ -97,7 +98,7 @@ def plan(cfg: PipelineConfig, run_id: str) -> QAPlan:
         for i in range(n)
     ]
     run_code, code_exec = code_exec_mode(cfg.qa.run_code, cfg.qa.unsafe_exec)
-    return QAPlan(frame, measured, parts, run_code, code_exec, evaluation)
+    return QAPlan(frame, measured, new["trace_id"].to_list(), parts, run_code, code_exec, evaluation)
 
 
 def _parts_folder(cfg: PipelineConfig, run_id: str) -> Folder:
@@ -151,8 +152,7 @@ def finish(
         )
     key = settings_key(cfg)
     with open_warehouse(cfg.warehouse) as wh, transaction(wh.con):
-        new = work.frame.filter(~pl.col("trace_id").is_in(list(work.measured)))["trace_id"].to_list()
-        n_metrics = save_trace_metrics(wh, result.per_trace, new, run_id, key)
+        n_metrics = save_trace_metrics(wh, result.per_trace, work.new, run_id, key)
         record_qa_run(wh, run_id, key)
         per_method = summarize_methods(wh, cfg, key, run_id)
         n_metrics += save_metrics(wh, per_method, run_id)
