@@ -13,7 +13,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
-from tessy.quality.expectations import GateConfig, validate_release
+from tessy.quality.expectations import GateConfig, row_checks, validate_release
 from tessy.quality.measure import code_exec_mode, measure_traces
 from tessy.quality.metrics import method_metrics, per_trace_sums, repetition_rate, trace_metrics
 from tessy.quality.nll import _fit, student_nll
@@ -321,9 +321,14 @@ def test_generated_per_kept_counts_failed_attempts_and_traces(frame):
     assert m.filter(metric="generated_per_kept").height == 2
 
 
+def checked(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with its row checks, as the release stage gives the gate (duplicate rows kept)."""
+    return frame.hstack(row_checks(frame))
+
+
 def test_gate_passes_on_a_good_candidate(frame):
     good = frame.filter(pl.col("status") == "ok", pl.col("trace_id") != "teacher-only:q-max")
-    result = validate_release(good)
+    result = validate_release(checked(good))
     assert result.success, result.failed
     assert result.failed == []
     assert {o.name for o in result.outcomes} >= {"trace_id_unique", "status_ok", "answer_present"}
@@ -340,7 +345,7 @@ def test_gate_fails_and_names_what_broke(frame):
         .otherwise("n_tokens_student"),
     )
     broken = pl.concat([broken, broken.head(1)])  # a duplicate trace
-    result = validate_release(broken, GateConfig(max_tokens=10_000))
+    result = validate_release(checked(broken), GateConfig(max_tokens=10_000))
     assert not result.success
     assert set(result.failed) == {
         "trace_id_unique",
@@ -360,8 +365,10 @@ def test_gate_fails_and_names_what_broke(frame):
 
 
 def test_gate_needs_its_columns(frame):
+    with pytest.raises(ValueError, match="text_format"):
+        validate_release(checked(frame).drop("text_format"))
     with pytest.raises(ValueError, match="test_cases"):
-        validate_release(frame.drop("test_cases"))
+        row_checks(frame.drop("test_cases"))
 
 
 def test_plots_are_valid_pngs(qa, frame, tmp_path):
@@ -380,7 +387,7 @@ def test_report(per_method, frame, tmp_path):
     assert tessy["similarity_to_student"] == _value(per_method, "run-1/tessy", "similarity_to_student_mean")
     assert summary[0]["similarity_to_student"] is None
     plots = write_plots(frame, None, tmp_path / "plots")
-    gate = validate_release(frame)
+    gate = validate_release(checked(frame))
     text = markdown_report(summary, plots, run_id="run-1", gate=gate, relative_to=tmp_path)
     assert "| method | samples | failed |" in text
     assert "![lengths](plots/lengths.png)" in text

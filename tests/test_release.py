@@ -10,7 +10,13 @@ import polars as pl
 import pytest
 from huggingface_hub import DatasetCard
 
-from tessy.quality.expectations import GateConfig, SolvedRates, solved_ratio_outcome, validate_release
+from tessy.quality.expectations import (
+    GateConfig,
+    SolvedRates,
+    row_checks,
+    solved_ratio_outcome,
+    validate_release,
+)
 from tessy.release import (
     CardInfo,
     PublishError,
@@ -241,13 +247,14 @@ def test_solved_ratio_passes_fails_and_skips():
 
 def gate_frame() -> pl.DataFrame:
     """make_frame's traces with the columns the gate reads; no question has tests."""
-    return make_frame().with_columns(
+    frame = make_frame().with_columns(
         status=pl.lit("ok"),
         attempts=pl.lit(1),
         test_cases=pl.lit(None, dtype=pl.String),
         n_switches=pl.lit(1),
         n_wasted_tokens=pl.lit(0),
     )
+    return frame.hstack(row_checks(frame))
 
 
 def test_gate_fails_on_the_solved_ratio_and_says_with_which_figures():
@@ -263,16 +270,14 @@ def test_gate_fails_on_the_solved_ratio_and_says_with_which_figures():
 
 
 def test_keep_solved_drops_and_counts_each_reason():
-    tests = '{"inputs": ["1"], "outputs": ["1"]}'
     frame = pl.DataFrame(
         {
             "trace_id": ["solved", "wrong", "untested", "not-run"],
             "question_id": ["q1", "q2", "q3", "q4"],
-            "test_cases": [tests, tests, None, tests],
             "solved": [1.0, 0.0, None, None],
         }
     )
-    kept, dropped = keep_solved(frame)
+    kept, dropped = keep_solved(frame, tested={"q1", "q2", "q4"})
     assert kept["trace_id"].to_list() == ["solved"] and kept.columns == frame.columns
     assert dropped == {"unsolved": 1, "no_tests": 1, "not_run": 1}
 

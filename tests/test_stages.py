@@ -17,7 +17,8 @@ from tessy.filtering.heuristic import HEURISTIC_VERSION, Decision
 from tessy.filtering.judges import Judge, heuristic_judge
 from tessy.microworld.problems import export_questions, generate_problems
 from tessy.microworld.traces import make_trace
-from tessy.release.export import files_hash
+from tessy.quality.expectations import row_checks
+from tessy.release.export import RELEASE_COLUMNS, ReleaseWriter, export_release, files_hash
 from tessy.runtime import load_model
 from tessy.stages import filter as filter_stage
 from tessy.stages import predictors as predictors_stage
@@ -29,6 +30,7 @@ from tessy.synthesis.shards import ShardWriter
 from tests.conftest import pipeline_config
 from warehouse.db import open_warehouse
 from warehouse.labels import label_summary
+from warehouse.metrics import trace_frame
 from warehouse.releases import diff_releases, unpublished
 from warehouse.traces import load_shards, run_summary
 
@@ -351,6 +353,41 @@ def test_a_release_killed_half_way_then_rerun_gives_one_consistent_release(
     manifest = json.loads(rows[0][2])
     assert files_hash(made.folder, manifest["files"]) == rows[0][1] == made.content_hash
     assert (made.folder / "README.md").exists()
+
+
+def test_a_release_streams_out_in_batches_the_rows_of_one_frame(tmp_path, tiny_models, monkeypatch):
+    cfg = ingested(
+        tmp_path,
+        tiny_models,
+        release={"methods": ["tessy", "student-only"], "max_rows_per_shard": 3},
+        qa={"student_nll": False, "run_code": False},
+    )
+    write_traces(cfg)
+    qa_stage.run(cfg, "qa-1")
+    batches = []
+
+    def checks(rows):
+        batches.append(rows.height)
+        return row_checks(rows)
+
+    monkeypatch.setattr("tessy.stages.release.BATCH_ROWS", 2)
+    monkeypatch.setattr("tessy.stages.release.row_checks", checks)
+    made = release_stage.create(cfg, "r1", "rel-run")
+    assert made.gate.success and batches == [2, 2, 2, 2]
+    shards = [pl.read_parquet(f) for f in sorted((made.folder / "data" / "default").glob("*.parquet"))]
+    assert [s.height for s in shards] == [3, 3, 2]  # batches straddle shards
+    # The rows and hash are those of one frame holding the whole release.
+    with open_warehouse(cfg.warehouse) as wh:
+        whole = trace_frame(wh, cfg, cfg.release.methods).select(RELEASE_COLUMNS)
+    assert pl.concat(shards).drop("messages").equals(whole)
+    assert export_release(whole, tmp_path / "whole").content_hash == made.content_hash
+    # A batch out of order is refused, and the half-written export is removed.
+    writer = ReleaseWriter(tmp_path / "bad", 2)
+    writer.write(whole.slice(1, 1))
+    with pytest.raises(ValueError, match="ascending trace_id order"):
+        writer.write(whole.slice(0, 1))
+    writer.discard()
+    assert not (tmp_path / "bad").exists()
 
 
 def test_releases_are_gated_on_teacher_only_and_keep_only_solved_traces(tmp_path, tiny_models):

@@ -4,15 +4,16 @@ names, diffs and Hub publications."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from tessy.config import PipelineConfig
 from tessy.errors import ReleaseNameError
 from warehouse.db import Warehouse, registered, transaction
-from warehouse.metrics import trace_frame
 
 # QA's newest `solved` of each trace (1 when its answer passes all its question's tests): run ids
 # start with their time, so the greatest is the newest. A trace whose question has no tests, or
@@ -23,22 +24,68 @@ _SOLVED = """
 """
 
 
+_CANDIDATES = f"""
+    SELECT t.trace_id, t.question_id, t.method, t.run_id, t.status, t.attempts, t.predictor_ids,
+           t.n_tokens, t.n_tokens_teacher, t.n_tokens_student, t.n_switches, t.n_wasted_tokens, s.solved
+    FROM traces t LEFT JOIN ({_SOLVED}) s USING (trace_id)
+    WHERE t.student_model = $student AND t.teacher_model = $teacher AND t.status = 'ok'
+        AND t.method IN (SELECT unnest($methods))
+        AND t.question_id IN (SELECT question_id FROM questions)
+        AND t.trace_id IN (
+            SELECT subject_id FROM qa_metrics WHERE metric = 'answer_present' AND value = 1
+        )
+    QUALIFY row_number() OVER (
+        PARTITION BY t.question_id, t.method ORDER BY t.run_id DESC, t.trace_id DESC
+    ) = 1
+    ORDER BY t.trace_id
+"""
+_TESTS = "json_extract_string(q.metadata_json, '$.test_cases') AS test_cases"
+
+
 def candidate_frame(wh: Warehouse, cfg: PipelineConfig) -> pl.DataFrame:
     """This config's traces of the released methods that passed QA (finished, with an answer), with
-    QA's newest `solved` of each (null where none was measured); of a question's traces of one method,
-    the newest run's only. A night after new predictors (or new synthesis settings) makes new traces
-    of questions that have one already: the release holds each question's answer once."""
-    frame = trace_frame(wh, cfg, cfg.release.methods).filter(pl.col("status") == "ok")
-    passed = wh.frame(
-        "SELECT DISTINCT subject_id AS trace_id FROM qa_metrics WHERE metric = 'answer_present' AND value = 1"
+    QA's newest `solved` of each (null where none was measured), in trace_id order; of a question's
+    traces of one method, the newest run's only. A night after new predictors (or new synthesis
+    settings) makes new traces of questions that have one already: the release holds each question's
+    answer once. Narrow: ids, status and counts, no text (see `release_batches`)."""
+    return wh.frame(
+        _CANDIDATES,
+        {
+            "student": cfg.model("student").name_on_server,
+            "teacher": cfg.model("teacher").name_on_server,
+            "methods": cfg.release.methods,
+        },
     )
-    newest = (
-        frame.join(passed, on="trace_id", how="semi")
-        .sort("run_id", "trace_id")  # run ids begin with their time
-        .unique(["question_id", "method"], keep="last")
-        .sort("trace_id")
+
+
+def _by_batch(wh: Warehouse, key: str, ids: list[str], sql: str, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """`sql` once per batch of `ids`, visible to it as table `_batch` with column `key`."""
+    for start in range(0, len(ids), batch_rows):
+        batch = pa.table({key: pa.array(ids[start : start + batch_rows], pa.string())})
+        with registered(wh.con, "_batch", batch):
+            rows = wh.frame(sql)
+        yield rows
+
+
+def question_tests(wh: Warehouse, question_ids: list[str], batch_rows: int = 2_000) -> Iterator[pl.DataFrame]:
+    """(question_id, test_cases) of the questions, `batch_rows` at a time: tests can be large."""
+    sql = f"SELECT q.question_id, {_TESTS} FROM questions q SEMI JOIN _batch USING (question_id)"
+    return _by_batch(wh, "question_id", sorted(set(question_ids)), sql, batch_rows)
+
+
+def release_batches(
+    wh: Warehouse, trace_ids: list[str], columns: list[str], batch_rows: int = 2_000
+) -> Iterator[pl.DataFrame]:
+    """The traces' rows (`columns` of a trace, `question` and `test_cases`) in trace_id order, which
+    `trace_ids` must be in, `batch_rows` at a time: one query per batch, so no more than a batch of
+    text is held at once, however large the release."""
+    wanted = [f"t.{c}" for c in columns if c not in ("question", "test_cases")]
+    sql = (
+        f"SELECT {', '.join(wanted)}, q.text AS question, {_TESTS}"
+        " FROM traces t JOIN questions q USING (question_id) SEMI JOIN _batch USING (trace_id)"
+        " ORDER BY t.trace_id"
     )
-    return newest.join(wh.frame(_SOLVED), on="trace_id", how="left")
+    return _by_batch(wh, "trace_id", trace_ids, sql, batch_rows)
 
 
 def solved_rates(wh: Warehouse, cfg: PipelineConfig, methods: list[str]) -> pl.DataFrame:

@@ -28,10 +28,10 @@ import polars as pl
 from tessy.config import EvaluateGateConfig, PipelineConfig
 from tessy.errors import ReleaseBlocked, ReleaseNameError, ReleaseTampered
 from tessy.hashing import config_hash, sha256_text
-from tessy.quality.expectations import GateConfig, GateResult, SolvedRates, validate_release
+from tessy.quality.expectations import GateConfig, GateResult, SolvedRates, row_checks, validate_release
 from tessy.quality.traces import parse_tests
 from tessy.release.card import CardInfo, write_card
-from tessy.release.export import RELEASE_COLUMNS, content_hash, export_release, files_hash, release_rows
+from tessy.release.export import RELEASE_COLUMNS, ReleaseWriter, files_hash
 from tessy.release.names import checked_release_name
 from tessy.release.publish import PublishResult
 from tessy.release.publish import publish as upload
@@ -43,7 +43,9 @@ from warehouse.releases import (
     insert_release,
     newest_release,
     next_release_name,
+    question_tests,
     record_publication,
+    release_batches,
     release_exists,
     release_record,
     solved_rates,
@@ -51,6 +53,7 @@ from warehouse.releases import (
 )
 
 TESSY, BASELINE = "tessy", "teacher-only"
+BATCH_ROWS = 2_000  # rows read from the warehouse at once: what bounds the text held in memory
 
 
 @dataclass
@@ -65,20 +68,17 @@ class ReleaseOutcome:
     dropped: dict[str, int]  # by `release.require_solved`, per reason; empty when it is off
 
 
-def keep_solved(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+def keep_solved(frame: pl.DataFrame, tested: set[str]) -> tuple[pl.DataFrame, dict[str, int]]:
     """Rejection sampling: the traces whose answer passed all its question's tests (`solved` == 1),
     and how many were dropped: `unsolved`, `no_tests` (nothing to check the answer against), and
-    `not_run` (tests, but QA never ran them: code off, or no sandbox)."""
-    has_tests = pl.Series(
-        [parse_tests(q, c) is not None for q, c in frame.select("question_id", "test_cases").iter_rows()],
-        dtype=pl.Boolean,
-    )
+    `not_run` (tests, but QA never ran them: code off, or no sandbox). `tested`: the questions with
+    tests, of those whose traces have no `solved`."""
     reason = (
         pl.when(pl.col("solved") == 1)
         .then(None)
         .when(pl.col("solved").is_not_null())
         .then(pl.lit("unsolved"))
-        .when(has_tests)
+        .when(pl.col("question_id").is_in(sorted(tested)))
         .then(pl.lit("not_run"))
         .otherwise(pl.lit("no_tests"))
     )
@@ -87,6 +87,29 @@ def keep_solved(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
         marked.drop_nulls("_dropped")["_dropped"].value_counts().iter_rows()
     )
     return marked.filter(pl.col("_dropped").is_null()).drop("_dropped"), counts
+
+
+def tested_questions(wh: Warehouse, question_ids: list[str]) -> set[str]:
+    """Those of the questions that have tests."""
+    return {
+        q
+        for batch in question_tests(wh, question_ids, BATCH_ROWS)
+        for q, tests in batch.iter_rows()
+        if parse_tests(q, tests) is not None
+    }
+
+
+def write_rows(wh: Warehouse, frame: pl.DataFrame, writer: ReleaseWriter) -> pl.DataFrame:
+    """Stream the candidate traces' rows out of the warehouse into the writer, a batch at a time, and
+    return the candidates with the `row_checks` of their rows."""
+    ids, checks, done = frame["trace_id"], [], 0
+    for batch in release_batches(wh, ids.to_list(), RELEASE_COLUMNS, BATCH_ROWS):
+        if not batch["trace_id"].equals(ids.slice(done, batch.height)):
+            raise RuntimeError("the release's traces changed in the warehouse while they were read")
+        checks.append(row_checks(batch))
+        writer.write(batch.select(RELEASE_COLUMNS))
+        done += batch.height
+    return frame.hstack(pl.concat(checks))
 
 
 def baseline_rates(rates: pl.DataFrame) -> SolvedRates | None:
@@ -110,8 +133,11 @@ def run(cfg: PipelineConfig, run_id: str, name: str | None = None) -> ReleaseOut
 
 def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = False) -> ReleaseOutcome | None:
     """Gate, export and record release `name`; its parent is the newest release before it. With
-    `if_changed`, nothing is made (None) when the rows are those of that parent."""
+    `if_changed`, nothing is made (None) when the rows are those of that parent. The rows stream from
+    the warehouse into the shards and the content hash; the gate runs on the narrow candidate rows with
+    the checks of each row's text made on the way."""
     folder = cfg.workdir / "releases" / checked_release_name(name)
+    methods = "/".join(cfg.release.methods)
     with open_warehouse(cfg.warehouse) as wh:
         if release_exists(wh, name):
             raise ReleaseNameError(f"release {name!r} exists; releases are immutable, pick another name")
@@ -121,35 +147,42 @@ def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = Fa
         parent, parent_hash = newest_release(wh)
         metrics = latest_summary(wh)
         evaluation = latest_evaluation(wh)
-    methods = "/".join(cfg.release.methods)
-    if frame.height == 0:
-        raise ReleaseBlocked(f"no {methods} trace of this config passed QA (finished, with an answer)")
-    dropped: dict[str, int] = {}
-    if cfg.release.require_solved:
-        frame, dropped = keep_solved(frame)
         if frame.height == 0:
-            raise ReleaseBlocked(
-                f"no {methods} trace of this config solved its tests (release.require_solved); dropped:"
-                f" {', '.join(f'{n} {reason}' for reason, n in dropped.items())}"
+            raise ReleaseBlocked(f"no {methods} trace of this config passed QA (finished, with an answer)")
+        dropped: dict[str, int] = {}
+        if cfg.release.require_solved:
+            unmeasured = frame.filter(pl.col("solved").is_null())["question_id"].to_list()
+            frame, dropped = keep_solved(frame, tested_questions(wh, unmeasured))
+            if frame.height == 0:
+                raise ReleaseBlocked(
+                    f"no {methods} trace of this config solved its tests (release.require_solved); dropped:"
+                    f" {', '.join(f'{n} {reason}' for reason, n in dropped.items())}"
+                )
+        writer = ReleaseWriter(
+            folder,
+            frame.height,
+            config=cfg.release.config_name,
+            max_rows_per_shard=cfg.release.max_rows_per_shard,
+        )
+        try:
+            checked = write_rows(wh, frame, writer)
+            if if_changed and writer.content_hash == parent_hash:
+                writer.discard()
+                return None
+            gate = validate_release(
+                checked,
+                GateConfig(methods=tuple(cfg.release.methods), min_solved_ratio=cfg.release.min_solved_ratio),
+                # A release without TESSY traces is not judged by them.
+                solved=baseline_rates(rates) if TESSY in cfg.release.methods else None,
             )
-    if if_changed and content_hash(release_rows(frame.select(RELEASE_COLUMNS))) == parent_hash:
-        return None
-    gate = validate_release(
-        frame,
-        GateConfig(methods=tuple(cfg.release.methods), min_solved_ratio=cfg.release.min_solved_ratio),
-        # A release without TESSY traces is not judged by them.
-        solved=baseline_rates(rates) if TESSY in cfg.release.methods else None,
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder.parent / f"{name}.validation.json").write_text(json.dumps(gate.raw, indent=1, default=str))
-    if not gate.success:
-        raise ReleaseBlocked(f"release {name!r} failed its expectations: {', '.join(gate.reasons)}")
-    export = export_release(
-        frame.select(RELEASE_COLUMNS),
-        folder,
-        config=cfg.release.config_name,
-        max_rows_per_shard=cfg.release.max_rows_per_shard,
-    )
+            validation = folder.parent / f"{name}.validation.json"
+            validation.write_text(json.dumps(gate.raw, indent=1, default=str))
+            if not gate.success:
+                raise ReleaseBlocked(f"release {name!r} failed its expectations: {', '.join(gate.reasons)}")
+        except BaseException:
+            writer.discard()
+            raise
+    export = writer.commit()
     release_id = sha256_text(f"{name}\n{export.content_hash}")[:16]
     predictor_ids = sorted(
         {p for ids in frame["predictor_ids"].to_list() for p in (ids or "").split(",") if p}
