@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from prefect import Task, flow
+from prefect import Task, flow, get_client
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from tessy.config import RunnerConfig
@@ -22,8 +22,13 @@ def task_runner(runner: RunnerConfig) -> TaskRunner:
     if runner.kind == "ray":
         from prefect_ray import RayTaskRunner  # only a cluster needs Ray installed (tessy[cluster])
 
+        # Ray workers get the environment of their node, not of this process: told nothing, each
+        # worker of a flow run on a temporary Prefect server starts a temporary server of its own
+        # (seconds per part), and its task runs and logs never reach this flow's. So the workers are
+        # pointed at this flow's API.
+        env = {"PREFECT_API_URL": str(get_client(sync_client=True).api_url)}
         # Without an address, Ray starts a local instance for the flow and stops it after.
-        return RayTaskRunner(address=runner.address)
+        return RayTaskRunner(address=runner.address, init_kwargs={"runtime_env": {"env_vars": env}})
     # No cap of its own: the flow submits exactly `runner.parts` parts, each on its own thread.
     return ThreadPoolTaskRunner()
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from prefect import flow, get_client, task
+from prefect.settings import get_current_settings
 
-from tessy.config import load_config
+from tessy.config import RunnerConfig, load_config
 from tessy.errors import ConfigError, ConfigNotReady
 from tessy.preflight import ensure_ready
 from tessy.storage import Folder
@@ -219,3 +221,28 @@ def test_synthesis_and_qa_on_ray_with_s3_storage_equal_threads(
             )
     assert results["ray"] == results["threads"]
     assert results["ray qa"] == results["threads qa"] and results["ray qa"]
+
+
+@task
+def part_api(index: int) -> str | None:
+    """The Prefect API the part reports to."""
+    return get_current_settings().api.url
+
+
+def test_ray_parts_report_to_the_flows_own_prefect_api(ray_cluster, monkeypatch):
+    """With no Prefect server set, the flow runs on a temporary one (as `make demo`'s does); its parts
+    on Ray report to that one. Left to themselves, Ray workers have their node's environment: each
+    started a temporary server of its own, and the parts' task runs and logs were lost."""
+    from tasks.runner import map_parts
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    runner = RunnerConfig(kind="ray", address=ray_cluster, parts=2)
+
+    @flow
+    def night() -> tuple[str, list[str | None]]:
+        seen = map_parts(runner, "parts", part_api, [(0,), (1,)])
+        return str(get_client(sync_client=True).api_url), seen
+
+    assert get_current_settings().api.url is None  # conftest: no server set
+    own, seen = night()
+    assert seen == [own, own]
