@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from prefect import Task, flow, get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from tessy.config import RunnerConfig
@@ -22,13 +23,8 @@ def task_runner(runner: RunnerConfig) -> TaskRunner:
     if runner.kind == "ray":
         from prefect_ray import RayTaskRunner  # only a cluster needs Ray installed (tessy[cluster])
 
-        # Ray workers get the environment of their node, not of this process: told nothing, each
-        # worker of a flow run on a temporary Prefect server starts a temporary server of its own
-        # (seconds per part), and its task runs and logs never reach this flow's. So the workers are
-        # pointed at this flow's API.
-        env = {"PREFECT_API_URL": str(get_client(sync_client=True).api_url)}
         # Without an address, Ray starts a local instance for the flow and stops it after.
-        return RayTaskRunner(address=runner.address, init_kwargs={"runtime_env": {"env_vars": env}})
+        return RayTaskRunner(address=runner.address)
     # No cap of its own: the flow submits exactly `runner.parts` parts, each on its own thread.
     return ThreadPoolTaskRunner()
 
@@ -48,7 +44,13 @@ def map_parts(runner: RunnerConfig, name: str, step: Task[..., R], calls: list[t
         futures = [step.submit(*call) for call in calls]
         return [f.result() for f in futures]
 
-    return parts()
+    if runner.kind != "ray":
+        return parts()
+    # A Ray worker has its node's environment, and reads the Prefect settings the task carries: with
+    # no server set there (a flow on a temporary server), each worker started a temporary server of
+    # its own (seconds per part), and the parts' task runs and logs never reached this flow's.
+    with temporary_settings(updates={PREFECT_API_URL: str(get_client(sync_client=True).api_url)}):
+        return parts()
 
 
 @contextmanager

@@ -4,14 +4,17 @@ synthesize flow's parts as tasks on a real two-node Ray cluster (`ray start` twi
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from prefect import flow, get_client, task
-from prefect.settings import get_current_settings
+from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
 from tessy.config import RunnerConfig, load_config
 from tessy.errors import ConfigError, ConfigNotReady
@@ -223,6 +226,59 @@ def test_synthesis_and_qa_on_ray_with_s3_storage_equal_threads(
     assert results["ray qa"] == results["threads qa"] and results["ray qa"]
 
 
+def kill_a_part_once_a_trace_is_done(shards: Folder, killed: list[int], timeout_s: float = 300) -> None:
+    """SIGKILL the Ray worker running a synthesis part as soon as any part has written a shard (one
+    trace, with `shard_size` 1), so the part dies with jobs still to do."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if shards.names():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    title = cmdline.read_bytes().replace(b"\0", b" ").decode()
+                except OSError:
+                    continue
+                if title.startswith("ray::synthesize_part"):
+                    os.kill(int(cmdline.parent.name), signal.SIGKILL)
+                    killed.append(int(cmdline.parent.name))
+                    return
+        time.sleep(0.05)
+
+
+def test_a_ray_worker_killed_mid_part_loses_and_duplicates_no_trace(
+    tmp_path, tiny_models, s3, ray_cluster, prefect_harness, monkeypatch
+):
+    """Ray runs a part again when its worker dies; the new run skips the traces already in shards."""
+    from flows.synthesize import synthesize_flow
+    from tests.test_stages import TWO_QUESTIONS_A_NIGHT, ingested
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    synthesis = {**TWO_QUESTIONS_A_NIGHT, "max_thinking_tokens": 64, "max_answer_tokens": 32, "limit": 4}
+    cfg = ingested(
+        tmp_path,
+        tiny_models,
+        synthesis={**synthesis, "concurrency": 1, "shard_size": 1},
+        storage=f"s3://{BUCKET}/killed",
+        runner={"kind": "ray", "address": ray_cluster, "parts": 2},
+    )
+    killed: list[int] = []
+    watcher = threading.Thread(
+        target=kill_a_part_once_a_trace_is_done, args=(Folder(cfg.storage) / "shards", killed)
+    )
+    watcher.start()
+    stats = synthesize_flow(tmp_path / "pipeline.yaml")
+    watcher.join()
+    assert killed, "no part was running when the first trace was done"
+    assert stats["jobs"] == 8 and stats["traces"] == 8, stats
+    with open_warehouse(cfg.warehouse, read_only=True) as wh:
+        traces = wh.frame("SELECT trace_id, status, error FROM traces")
+    # One trace per job; a sample the tiny models fail (over its caps) is a trace that says why.
+    assert traces.height == 8 and traces["trace_id"].n_unique() == 8
+    assert traces.filter(status="failed")["error"].null_count() == 0
+    # And written once: the part run again skipped what the killed one had written.
+    loaded = Folder(cfg.storage) / "shards" / "loaded"
+    assert sum(loaded.read_table(name).num_rows for name in loaded.names()) == 8
+
+
 @task
 def part_api(index: int) -> str | None:
     """The Prefect API the part reports to."""
@@ -243,6 +299,8 @@ def test_ray_parts_report_to_the_flows_own_prefect_api(ray_cluster, monkeypatch)
         seen = map_parts(runner, "parts", part_api, [(0,), (1,)])
         return str(get_client(sync_client=True).api_url), seen
 
-    assert get_current_settings().api.url is None  # conftest: no server set
-    own, seen = night()
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert get_current_settings().api.url is None
+        own, seen = night()
     assert seen == [own, own]
