@@ -19,12 +19,14 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from tessy.config import RunnerConfig
 
 
-def task_runner(runner: RunnerConfig) -> TaskRunner:
+def task_runner(runner: RunnerConfig, api_url: str | None = None) -> TaskRunner:
+    """Threads, or Ray tasks whose workers report to the Prefect API at `api_url`."""
     if runner.kind == "ray":
         from prefect_ray import RayTaskRunner  # only a cluster needs Ray installed (tessy[cluster])
 
         # Without an address, Ray starts a local instance for the flow and stops it after.
-        return RayTaskRunner(address=runner.address)
+        env = {"PREFECT_API_URL": api_url} if api_url else {}
+        return RayTaskRunner(address=runner.address, init_kwargs={"runtime_env": {"env_vars": env}})
     # No cap of its own: the flow submits exactly `runner.parts` parts, each on its own thread.
     return ThreadPoolTaskRunner()
 
@@ -39,17 +41,21 @@ def map_parts(runner: RunnerConfig, name: str, step: Task[..., R], calls: list[t
     if not calls:
         return []
 
-    @flow(name=name, task_runner=task_runner(runner))
+    # A Ray worker has its node's environment, and runs a task under the Prefect settings it carries:
+    # with no server set (a flow on a temporary one) each worker started a temporary server of its
+    # own (seconds per part), and the parts' task runs and logs never reached this flow's. So the
+    # workers get this flow's API in both: the settings for the task, the environment for the
+    # threads that ship its logs.
+    api_url = str(get_client(sync_client=True).api_url) if runner.kind == "ray" else None
+
+    @flow(name=name, task_runner=task_runner(runner, api_url))
     def parts() -> list[R]:
         futures = [step.submit(*call) for call in calls]
         return [f.result() for f in futures]
 
-    if runner.kind != "ray":
+    if api_url is None:
         return parts()
-    # A Ray worker has its node's environment, and reads the Prefect settings the task carries: with
-    # no server set there (a flow on a temporary server), each worker started a temporary server of
-    # its own (seconds per part), and the parts' task runs and logs never reached this flow's.
-    with temporary_settings(updates={PREFECT_API_URL: str(get_client(sync_client=True).api_url)}):
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
         return parts()
 
 

@@ -280,9 +280,9 @@ def test_a_ray_worker_killed_mid_part_loses_and_duplicates_no_trace(
 
 
 @task
-def part_api(index: int) -> str | None:
-    """The Prefect API the part reports to."""
-    return get_current_settings().api.url
+def part_api(index: int) -> tuple[str | None, str | None]:
+    """The Prefect API the part reports to, and the one its process's log shipping reads."""
+    return get_current_settings().api.url, os.environ.get("PREFECT_API_URL")
 
 
 def test_ray_parts_report_to_the_flows_own_prefect_api(ray_cluster, monkeypatch):
@@ -295,7 +295,7 @@ def test_ray_parts_report_to_the_flows_own_prefect_api(ray_cluster, monkeypatch)
     runner = RunnerConfig(kind="ray", address=ray_cluster, parts=2)
 
     @flow
-    def night() -> tuple[str, list[str | None]]:
+    def night() -> tuple[str, list[tuple[str | None, str | None]]]:
         seen = map_parts(runner, "parts", part_api, [(0,), (1,)])
         return str(get_client(sync_client=True).api_url), seen
 
@@ -303,4 +303,4 @@ def test_ray_parts_report_to_the_flows_own_prefect_api(ray_cluster, monkeypatch)
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         assert get_current_settings().api.url is None
         own, seen = night()
-    assert seen == [own, own]
+    assert seen == [(own, own)] * 2

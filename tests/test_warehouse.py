@@ -294,6 +294,44 @@ def test_a_plan_reads_only_the_labels_after_its_recipes_mark(tmp_path):
         assert plan() == [] and plan(retry=2) == ["a", "d", "e"]
 
 
+def test_a_plan_over_a_million_stored_traces_brings_only_the_new_work_out_of_duckdb(tmp_path, monkeypatch):
+    """With a million contest questions planned and done, a night's plan of 100 new ones receives no
+    query result larger than its new work: the history stays in the warehouse."""
+    from tessy.synthesis.identity import Recipe
+    from warehouse.db import Warehouse
+    from warehouse.traces import jobs_to_synthesize
+
+    recipe = Recipe("teacher-only", "r", '{"q":"', '","v":1}')
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        wh.con.execute(
+            "INSERT INTO questions (question_id, text, source, first_run_id)"
+            " SELECT 'h' || lpad(i::VARCHAR, 7, '0'), 'question', 's', 'r' FROM range(1000000) t(i)"
+        )
+        wh.con.execute(
+            "INSERT INTO question_labels (question_id, filter, filter_version, is_contest, run_id)"
+            " SELECT question_id, 'f', 'v1', true, 'r' FROM questions ORDER BY question_id"
+        )
+        wh.con.execute(
+            "INSERT INTO traces (trace_id, question_id, run_id, method, status, nights, recipe)"
+            " SELECT sha256(? || question_id || ?), question_id, 'run', 'teacher-only', 'ok', 1, 'r'"
+            " FROM questions",
+            [recipe.prefix, recipe.suffix],
+        )
+        assert jobs_to_synthesize(wh, "f", "v1", [recipe], 0).height == 0  # the night before: its mark
+        _labelled(wh, [f"n{i:03d}" for i in range(100)])
+        rows: list[int] = []
+        frame = Warehouse.frame
+
+        def counted(*args, **kwargs):
+            result = frame(*args, **kwargs)
+            rows.append(result.height)
+            return result
+
+        monkeypatch.setattr(Warehouse, "frame", counted)
+        jobs = jobs_to_synthesize(wh, "f", "v1", [recipe], 0)
+        assert jobs.height == 100 and max(rows) == 100
+
+
 def test_a_trace_stored_before_its_recipe_is_recognized_by_the_next_plan(tmp_path):
     from tessy.synthesis.identity import Recipe
     from warehouse.traces import jobs_to_synthesize
