@@ -3,8 +3,8 @@
 --address` node on loopback), side by side in one run, against the same two vLLM servers (started
 once, before either) and the demo's predictors. Each run starts from its own copy of the demo's
 warehouse with its traces forgotten, so both plan the same `--questions` questions, however many
-nights the demo has run; after one threads run that is not counted (cold servers), the runs
-alternate for `--rounds` rounds.
+nights the demo has run; after one run of each that is not counted (cold servers, a fresh
+cluster), the runs alternate for `--rounds` rounds.
 
 tok/s is the tokens of the finished traces a run loaded over the wall time of the whole flow (plan, parts,
 load). On this 2-core machine Ray has no cores to add, so the ratio measures its overhead. Target:
@@ -83,8 +83,10 @@ def main(
             print(f"{name}: {stats['traces']} traces, {tokens} tokens, {seconds:.1f} s")
             return tokens / seconds
 
-        # Not counted: the first run meets cold servers and loads the predictors into this process.
-        tok_per_s("threads", "warm-up")
+        # Not counted: the first threads run meets cold servers and loads the predictors into this
+        # process; the first Ray run is the fresh cluster's first job (a night's job meets a warm one).
+        for kind in ("threads", "ray"):
+            tok_per_s(kind, f"warm-up-{kind}")
         for r in range(rounds):
             for kind in ("threads", "ray"):
                 rates[kind].append(tok_per_s(kind, f"{kind}-{r}"))
