@@ -14,12 +14,15 @@ from tessy.quality.report import summary_table
 from tessy.quality.traces import REFERENCE_METHOD
 from warehouse.db import Warehouse, registered
 
+# A trace's question's tests, from the metadata the question was ingested with (`q`: questions).
+TEST_CASES = "json_extract_string(q.metadata_json, '$.test_cases') AS test_cases"
+
 
 def trace_frame(wh: Warehouse, cfg: PipelineConfig, methods: list[str] | None = None) -> pl.DataFrame:
     """This config's traces (its two models), each with its question and the question's tests."""
-    sql = """
+    sql = f"""
         SELECT t.* EXCLUDE (measured_key), q.text AS question,
-               json_extract_string(q.metadata_json, '$.test_cases') AS test_cases
+               {TEST_CASES}
         FROM traces t JOIN questions q USING (question_id)
         WHERE t.student_model = ? AND t.teacher_model = ?
     """
@@ -111,7 +114,7 @@ def traces_to_measure(wh: Warehouse, cfg: PipelineConfig, key: str) -> tuple[pl.
     question and tests; and the ids among them that were measured before. A night reads only its new
     traces, whatever the warehouse's history: each trace records the settings it was measured under."""
     frame = wh.frame(
-        """
+        f"""
         WITH new AS (
             SELECT *, false AS measured FROM traces
             WHERE student_model = $student AND teacher_model = $teacher
@@ -125,7 +128,7 @@ def traces_to_measure(wh: Warehouse, cfg: PipelineConfig, key: str) -> tuple[pl.
                 AND question_id IN (SELECT question_id FROM new)
         )
         SELECT t.* EXCLUDE (measured_key), q.text AS question,
-               json_extract_string(q.metadata_json, '$.test_cases') AS test_cases
+               {TEST_CASES}
         FROM picked t JOIN questions q USING (question_id)
         ORDER BY t.trace_id
         """,

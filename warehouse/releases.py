@@ -14,6 +14,7 @@ import pyarrow as pa
 from tessy.config import PipelineConfig
 from tessy.errors import ReleaseNameError
 from warehouse.db import Warehouse, registered, transaction
+from warehouse.metrics import TEST_CASES
 
 # QA's newest `solved` of each trace (1 when its answer passes all its question's tests): run ids
 # start with their time, so the greatest is the newest. A trace whose question has no tests, or
@@ -39,7 +40,6 @@ _CANDIDATES = f"""
     ) = 1
     ORDER BY t.trace_id
 """
-_TESTS = "json_extract_string(q.metadata_json, '$.test_cases') AS test_cases"
 
 
 def candidate_frame(wh: Warehouse, cfg: PipelineConfig) -> pl.DataFrame:
@@ -69,7 +69,7 @@ def _by_batch(wh: Warehouse, key: str, ids: list[str], sql: str, batch_rows: int
 
 def question_tests(wh: Warehouse, question_ids: list[str], batch_rows: int = 2_000) -> Iterator[pl.DataFrame]:
     """(question_id, test_cases) of the questions, `batch_rows` at a time: tests can be large."""
-    sql = f"SELECT q.question_id, {_TESTS} FROM questions q SEMI JOIN _batch USING (question_id)"
+    sql = f"SELECT q.question_id, {TEST_CASES} FROM questions q SEMI JOIN _batch USING (question_id)"
     return _by_batch(wh, "question_id", sorted(set(question_ids)), sql, batch_rows)
 
 
@@ -81,7 +81,7 @@ def release_batches(
     text is held at once, however large the release."""
     wanted = [f"t.{c}" for c in columns if c not in ("question", "test_cases")]
     sql = (
-        f"SELECT {', '.join(wanted)}, q.text AS question, {_TESTS}"
+        f"SELECT {', '.join(wanted)}, q.text AS question, {TEST_CASES}"
         " FROM traces t JOIN questions q USING (question_id) SEMI JOIN _batch USING (trace_id)"
         " ORDER BY t.trace_id"
     )

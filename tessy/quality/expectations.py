@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from tessy.quality.traces import METHODS, answer_present, parse_tests, require_columns
+from tessy.quality.traces import METHODS, answer_present, has_tests, require_columns
 
 COUNTS = ("n_tokens", "n_tokens_teacher", "n_tokens_student", "n_switches", "n_wasted_tokens")
 ROW_CHECKS = ("text_present", "text_format", "answer_present")
@@ -86,7 +86,7 @@ def row_checks(rows: pl.DataFrame) -> pl.DataFrame:
     present, text in the response format, and an answer present (a fenced code block where the
     question has tests). Only booleans: a column taken from the rows could hold on to their text."""
     require_columns(rows, ("question_id", "text", "answer", "test_cases"), "the row checks")
-    is_code = [parse_tests(q, c) is not None for q, c in rows.select("question_id", "test_cases").iter_rows()]
+    is_code = has_tests(rows)
     return rows.select(
         text_present=pl.col("text").is_not_null(),
         text_format=pl.col("text").str.contains(TEXT_FORMAT).fill_null(False),

@@ -14,6 +14,7 @@ from tessy.quality.code_exec import extract_code, run_tests
 from tessy.quality.traces import (
     Tests,
     answer_present,
+    has_tests,
     ok_traces,
     parse_tests,
     require_columns,
@@ -108,10 +109,7 @@ def trace_metrics(
     answer present, and (when `run_code`) the pass rate and solved flag of questions with tests."""
     require_columns(frame, TRACE_COLUMNS, "trace metrics")
     ok = ok_traces(frame)
-    has_tests = [
-        parse_tests(qid, cases) is not None
-        for qid, cases in ok.select("question_id", "test_cases").iter_rows()
-    ]
+    tested = has_tests(ok)
     wide = ok.select(
         pl.col("trace_id").alias("subject_id"),
         *(pl.col(c).cast(pl.Float64) for c in ("n_tokens", "n_tokens_teacher", "n_tokens_student")),
@@ -122,7 +120,7 @@ def trace_metrics(
             lambda t: repetition_rate(thinking_of(t), ngram), return_dtype=pl.Float64
         ),
         answer_present=pl.Series(
-            [float(answer_present(a, code)) for a, code in zip(ok["answer"], has_tests, strict=True)],
+            [float(answer_present(a, code)) for a, code in zip(ok["answer"], tested, strict=True)],
             dtype=pl.Float64,
         ),
     )

@@ -58,6 +58,11 @@ def parse_tests(question_id: str, test_cases: str | None) -> Tests | None:
     return tests if tests.inputs else None
 
 
+def has_tests(rows: pl.DataFrame) -> list[bool]:
+    """Per row (with question_id and test_cases): whether its question has tests."""
+    return [parse_tests(q, c) is not None for q, c in rows.select("question_id", "test_cases").iter_rows()]
+
+
 def answer_present(answer: str | None, is_code: bool) -> bool:
     """A non-empty answer; for a question with tests, one with a fenced code block."""
     if answer is None or not answer.strip():

@@ -29,7 +29,7 @@ from tessy.config import EvaluateGateConfig, PipelineConfig
 from tessy.errors import ReleaseBlocked, ReleaseNameError, ReleaseTampered
 from tessy.hashing import config_hash, sha256_text
 from tessy.quality.expectations import GateConfig, GateResult, SolvedRates, row_checks, validate_release
-from tessy.quality.traces import parse_tests
+from tessy.quality.traces import has_tests
 from tessy.release.card import CardInfo, write_card
 from tessy.release.export import RELEASE_COLUMNS, ReleaseWriter, files_hash
 from tessy.release.names import checked_release_name
@@ -94,8 +94,8 @@ def tested_questions(wh: Warehouse, question_ids: list[str]) -> set[str]:
     return {
         q
         for batch in question_tests(wh, question_ids, BATCH_ROWS)
-        for q, tests in batch.iter_rows()
-        if parse_tests(q, tests) is not None
+        for q, tested in zip(batch["question_id"], has_tests(batch), strict=True)
+        if tested
     }
 
 
