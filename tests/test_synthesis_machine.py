@@ -420,6 +420,30 @@ def test_a_min_span_never_stretches_a_cut_into_a_code_fence(mode):
     ]
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_students_short_span_ends_before_a_program_it_opens(mode):
+    """The teacher hands over mid-sentence; the student's "So here:" opens a code block in its third
+    word. With min_span_tokens=3 its first cut point used to lie in that word, inside the block: the
+    student wrote the whole program (its own, the weaker one) before the span could end. The word
+    before the fence is a cut point now, and the teacher writes the program. A teacher's span keeps a
+    program it opens (test_a_min_span_never_stretches_a_cut_into_a_code_fence)."""
+    synth, *_ = make(
+        ["Okay, let's see. We", "So here:\n```python\nx = 0\n```\nSo done.", "So let's see.</think>"]
+        + ["ans<eos>"],
+        ["We add them, the code looks So", "\n```python\nx = 1\n```\nHmm, wait"],
+        min_span_tokens=3,
+        **MODES[mode],
+    )
+    assert spans_of(run(synth)) == [
+        ("student", "Okay, let's see."),
+        ("teacher", "We add them, the code looks"),
+        ("student", "So here:"),
+        ("teacher", "\n```python\nx = 1\n```"),
+        ("student", "So let's see."),
+        ("student", "ans"),
+    ]
+
+
 @pytest.mark.parametrize("lag", [0, 3])
 def test_a_stream_cut_judged_on_a_half_written_fence_is_dropped(lag):
     """Streamed char by char, the teacher's text is checked when it ends in "\n`": no fence yet, so

@@ -3,10 +3,11 @@ paper's baselines through the same code.
 
 A shared `thinking` text grows; each model continues it from its own prompt. Under TESSY the student
 opens, each span ends where the author's boundary predictor first sees the other kind of text (never
-within the span's first `min_span_tokens` words, nor inside a code block), and the roles swap. The
-teacher ends the thinking: a student's end-of-thinking marker hands over to it instead (unless
-`student_ends_thinking`). After the thinking the answer writer (the student, for TESSY) writes the
-whole answer in one call. Every output is rendered in the student's format.
+within the span's first `min_span_tokens` words, except before a program the student opens, nor
+inside a code block), and the roles swap. The teacher ends the thinking: a student's end-of-thinking
+marker hands over to it instead (unless `student_ends_thinking`). After the thinking the answer
+writer (the student, for TESSY) writes the whole answer in one call. Every output is rendered in the
+student's format.
 """
 
 from __future__ import annotations
@@ -143,6 +144,19 @@ def _word_start(text: str, n: int) -> int | None:
     """Char offset where word `n` of `text` starts (counting from 0); None when it has no such word."""
     match = next(islice(_WORD.finditer(text), n, None), None)
     return match.start() if match else None
+
+
+def skipped_words(role: Author, thinking: str, skip: int, new: str) -> int:
+    """Words of `new` that its writer's predictor reads as context before the first cut point: the
+    span's first `skip` (min_span_tokens - 1 less the words it already has). A student's span may
+    also end after the last word before a code block it opens: the program is capability text, and
+    a span handed over mid-sentence (" like this:") would otherwise write all of it before its first
+    cut point. A teacher's span never ends there: it keeps its program."""
+    if role != "student":
+        return skip
+    opens = [start for start, _ in code_blocks(thinking + new, len(thinking)) if start > 0]
+    before = len(new[: opens[0]].split()) if opens else 0
+    return min(skip, before - 1) if before else skip
 
 
 def _kept(family: Family, completion: Completion, keep: int) -> tuple[str, bool]:
@@ -289,14 +303,14 @@ class Synthesizer:
             raise ValueError(f"TESSY needs a boundary predictor for the {writer.name}")
         # The span's first min_span_tokens - 1 words are no cut points: the predictor reads them as
         # context (words, not predictor tokens: the predictor reports only where it cuts).
-        skip = max(0, s.min_span_tokens - 1 - written)
-        predict = partial(self._predict, writer, key, thinking, skip)
+        skipped = partial(skipped_words, writer.name, thinking, max(0, s.min_span_tokens - 1 - written))
+        predict = partial(self._predict, writer, key, thinking, skipped)
         if s.mode == "fixed-k":
             completion = await writer.engine.complete(
                 prompt, replace(s.sampling, max_tokens=writer.k, seed=seed)
             )
         else:
-            until = _StreamCut(predict, partial(self._no_cut, thinking), writer.family, s, skip + 1)
+            until = _StreamCut(predict, partial(self._no_cut, thinking), writer.family, s, skipped)
             params = replace(s.sampling, max_tokens=s.span_cap, seed=seed)
             try:
                 completion = await writer.engine.complete(prompt, params, until=until)
@@ -304,15 +318,17 @@ class Synthesizer:
                 await until.settle()
             if until.switched:  # the cut is already at a word boundary
                 return completion, len(completion.text), True
-        keep, switch = await self._final_cut(writer.family, completion, predict, skip + 1)
+        keep, switch = await self._final_cut(writer.family, completion, predict, skipped)
         return completion, keep, switch
 
-    async def _predict(self, writer: Writer, key: str, thinking: str, skip: int, new: str) -> Cut:
-        """The writer's predictor on `new`, its first `skip` words and the whitespace after them read
-        as context, so the first cut point is inside word `skip + 1` (a switch predicted on the
+    async def _predict(
+        self, writer: Writer, key: str, thinking: str, skipped: Callable[[str], int], new: str
+    ) -> Cut:
+        """The writer's predictor on `new`, its first `skipped(new)` words and the whitespace after them
+        read as context, so the first cut point is inside the next word (a switch predicted on the
         whitespace would be stretched to that word's end, past a code fence opening it); no cut while
         `new` has no more words than that, nor inside a code block (unless `cut_in_code`)."""
-        head = _word_start(new, skip)
+        head = _word_start(new, skipped(new))
         if head is None:
             return Cut(len(new), False)
         context = thinking + new[:head]
@@ -326,7 +342,11 @@ class Synthesizer:
         return () if self.settings.cut_in_code else code_blocks(thinking + new, len(thinking))
 
     async def _final_cut(
-        self, family: Family, completion: Completion, predict: Callable[[str], Awaitable[Cut]], least: int
+        self,
+        family: Family,
+        completion: Completion,
+        predict: Callable[[str], Awaitable[Cut]],
+        skipped: Callable[[str], int],
     ) -> tuple[int, bool]:
         """Where a whole reply is cut (chars kept, switch). The predictor judges the text before any
         end-of-thinking marker; a cut with only whitespace between it and the marker (or an end of
@@ -339,7 +359,11 @@ class Synthesizer:
         if not cut.switch:
             return len(text), False
         keep = word_cut(
-            visible, cut.keep, self.settings.word_boundary, least=least, closed=hit is not None or stop
+            visible,
+            cut.keep,
+            self.settings.word_boundary,
+            least=skipped(visible) + 1,
+            closed=hit is not None or stop,
         )
         if (hit is not None or (stop and family.eos_ends_thinking)) and not visible[keep:].strip():
             return len(text), False
@@ -488,10 +512,10 @@ class _StreamCut:
         no_cut: Callable[[str], tuple[Range, ...]],
         family: Family,
         settings: Settings,
-        least: int,
+        skipped: Callable[[str], int],
     ):
         self.predict, self.no_cut, self.family = predict, no_cut, family
-        self.settings, self.least = settings, least
+        self.settings, self.skipped = settings, skipped
         self.checked_words = 0
         self.check: asyncio.Task[Cut] | None = None
         self.pending: int | None = None
@@ -510,7 +534,7 @@ class _StreamCut:
                 visible,
                 min(self.pending, len(visible)),
                 self.settings.word_boundary,
-                least=self.least,
+                least=self.skipped(visible) + 1,
                 closed=hit is not None,
             )
             growing = keep == len(text) and not text[-1].isspace()
