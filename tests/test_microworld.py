@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from tessy.filtering.prompt import judge_prompt
 from tessy.microworld.build import STAMP, _semantics, build, read_stamp
 from tessy.microworld.cli import app
-from tessy.microworld.corpus import conversations, mixed_conversation
+from tessy.microworld.corpus import GIVEN_BUG_RATE, MIXED_RATE, conversations, mixed_conversation
 from tessy.microworld.evaluate import detect_format, evaluate, follows_draft
 from tessy.microworld.families import FAMILIES
 from tessy.microworld.formats import STUDENT_FORMAT, TEACHER_FORMAT
@@ -128,7 +128,7 @@ def test_mixed_conversations_hand_over_like_tessy():
         fmt = STUDENT_FORMAT if style == "student" else TEACHER_FORMAT
         head = fmt.prompt_tail
         mixed = [c for c in convs if not c.prompt.endswith(head)]
-        assert 40 <= len(mixed) <= 80
+        assert abs(len(mixed) - 120 * MIXED_RATE[style]) <= 20
         closed = 0
         for conv in mixed:
             prefix = conv.prompt.split(head, 1)[1]
@@ -165,10 +165,10 @@ def test_the_teacher_is_handed_over_at_any_word_of_a_student_step():
     assert 0.45 < sum(ends) / len(ends) < 0.7, sum(ends) / len(ends)
 
 
-def test_a_given_key_step_is_buggy_half_the_time_whatever_the_family():
+def test_a_given_key_steps_bug_rate_is_the_same_for_every_family():
     """A model must carry out the key step and draft it reads: when the prompt holds them, their
     correctness is drawn apart from the family's difficulty, so recalling the family's usual answer
-    does not fit the data."""
+    does not fit the data (the student's own key step is buggy on these families every time)."""
     hard = [p for p in generate_problems(200, 5, "train") if p.difficulty == 3 and p.buggy_solution]
     rng = Random(0)
     for style in ("student", "teacher"):
@@ -180,7 +180,7 @@ def test_a_given_key_step_is_buggy_half_the_time_whatever_the_family():
                 given.append(buggy)
             if "```python" in conv.prompt:  # the draft itself was given: the answer carries it out
                 assert (problem.buggy_solution in conv.completion) == buggy
-        assert len(given) > 20 and 0.3 < sum(given) / len(given) < 0.7, (style, given)
+        assert len(given) > 20 and abs(sum(given) / len(given) - GIVEN_BUG_RATE[style]) < 0.2, (style, given)
 
 
 def test_a_student_step_after_a_teacher_step_may_start_on_its_line_break():

@@ -15,16 +15,21 @@ from tessy.microworld.traces import Trace, make_trace
 # Share of training problems whose prompt already holds part of a thinking mixed from both styles,
 # as TESSY hands it over: each model learns to continue the other's text in its own style instead
 # of treating it as foreign (ending its thinking, or jumping to the answer).
-MIXED_RATE = 0.5
+MIXED_RATE: dict[Style, float] = {"student": 0.7, "teacher": 0.5}
 # Share of those handed over at the end, as TESSY's last hand-overs are: the teacher writes the draft
 # after the student's opener, the student gets the whole thinking and writes the closer and answer.
-LATE_RATE = 0.5
+LATE_RATE: dict[Style, float] = {"student": 0.6, "teacher": 0.5}
 # Share of the student's late hand-overs where the teacher has closed the thinking too, as it does under
 # TESSY (the teacher ends the thinking): the student writes only the answer, after the teacher's closer.
-TEACHER_CLOSER_RATE = 0.5
+TEACHER_CLOSER_RATE = 0.7
 # Chance that a key step already in the prompt is the buggy one, whatever the family: the model must
-# carry out the key and draft it reads, not recall the family's usual answer.
-GIVEN_BUG_RATE = 0.5
+# carry out the key and draft it reads, not recall the family's usual answer. The student's own
+# traces are buggy on the hard families, so its answers there lean to the bug: with half its given
+# drafts buggy (and fewer given ones: mixed 0.5, late 0.5, closed 0.5) it carried out a given correct
+# draft on those families 0.81 of the time, and the answer departed from the teacher's correct draft
+# in 26 of 200 TESSY traces of bench/fidelity.py; with the rates here, 0.98 (a given buggy draft:
+# 0.99 -> 0.91).
+GIVEN_BUG_RATE: dict[Style, float] = {"student": 0.25, "teacher": 0.5}
 # Share of the teacher's hand-overs cut at a word boundary other than the end of the student's opener:
 # TESSY's student predictor may cut after a filler, inside an opener or a few words into a clause,
 # and the teacher must carry on that text (it closed its analysis, or looped, on cuts it never saw).
@@ -60,7 +65,7 @@ def mixed_conversation(problem: Problem, style: Style, rng: Random) -> Conversat
     other = other_style(style)
     last = len(STEPS) - 1 if style == "teacher" else len(STEPS)  # the draft's opener; the closer
     first = 0 if style == "teacher" else 1
-    handover = last if rng.random() < LATE_RATE else rng.randrange(first, last + 1)
+    handover = last if rng.random() < LATE_RATE[style] else rng.randrange(first, last + 1)
     voices = [rng.choice((style, other)) for _ in range(handover)]
     if style == "teacher":
         voices.append(other)
@@ -71,7 +76,7 @@ def mixed_conversation(problem: Problem, style: Style, rng: Random) -> Conversat
         problem,
         style,
         rng,
-        bug_rate=GIVEN_BUG_RATE if key_given else None,
+        bug_rate=GIVEN_BUG_RATE[style] if key_given else None,
         voices=voices,
         closer=other if closed else None,
     )
@@ -113,7 +118,7 @@ def conversations(style: Style, n: int, seed: int, n_judge: int = 0) -> list[Con
     problems = generate_problems(n, seed, "train")
     out = []
     for problem in problems:
-        if rng.random() < MIXED_RATE:
+        if rng.random() < MIXED_RATE[style]:
             out.append(mixed_conversation(problem, style, rng))
             continue
         trace = make_trace(problem, style, rng)
