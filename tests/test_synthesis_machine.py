@@ -444,6 +444,28 @@ def test_a_students_short_span_ends_before_a_program_it_opens(mode):
     ]
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_student_span_never_opens_with_a_program(mode):
+    """Handed the teacher's finished line, the student opens a code block at once: no cut point comes
+    before its closing fence, so the span would be the student's own program. The student keeps
+    nothing (its tokens count as waste) and the teacher writes the program; the spans and the switch
+    count show no empty student turn."""
+    synth, student, teacher, _ = make(
+        ["Okay, let's see. We", "\n```python\nx = 0\n```\nSo done.", "So let's see.</think>", "ans<eos>"],
+        ["We add them. Hmm,", "\n```python\nx = 1\n```\nHmm, wait"],
+        **MODES[mode],
+    )
+    trace = run(synth)
+    assert spans_of(trace) == [
+        ("student", "Okay, let's see."),
+        ("teacher", "We add them.\n```python\nx = 1\n```"),
+        ("student", "So let's see."),
+        ("student", "ans"),
+    ]
+    assert trace.n_switches == 2 and "x = 0" not in trace.text
+    assert trace.cost["student"].wasted >= count_words("\n```python\nx = 0\n```")
+
+
 @pytest.mark.parametrize("lag", [0, 3])
 def test_a_stream_cut_judged_on_a_half_written_fence_is_dropped(lag):
     """Streamed char by char, the teacher's text is checked when it ends in "\n`": no fence yet, so

@@ -159,6 +159,11 @@ def skipped_words(role: Author, thinking: str, skip: int, new: str) -> int:
     return min(skip, before - 1) if before else skip
 
 
+def opens_program(text: str) -> bool:
+    """Whether `text` starts (after whitespace) with a code fence."""
+    return text.lstrip().startswith("```")
+
+
 def _kept(family: Family, completion: Completion, keep: int) -> tuple[str, bool]:
     """What a reply cut at `keep` adds to the thinking, and whether the thinking ends with it. The cut
     comes first: a marker or an end of sequence counts only when the cut kept it. A reply that ran
@@ -235,7 +240,6 @@ class Synthesizer:
         spans: list[Span] = []
         thinking = ""
         role: Author = "student" if m.thinker == "tessy" else m.thinker
-        switches = 0
         step = 0
         while True:
             writer = self.writers[role]
@@ -250,11 +254,16 @@ class Synthesizer:
             handed = ended and role == "student" and m.thinker == "tessy" and not s.student_ends_thinking
             ended = ended and not handed
             switch = (switch or handed) and not ended
+            # A program is capability text: a student's span never opens with one (it would write its
+            # own, weaker program, with no cut point before the closing fence). The teacher writes it.
+            yielded = m.thinker == "tessy" and role == "student" and not written and opens_program(kept)
+            if yielded:
+                kept, ended, switch = "", False, True
             cost[role].generated += completion.n_tokens
             cost[role].requests += 1
             if len(kept) < len(completion.text) or completion.finish_reason == "cut":
                 cost[role].wasted += max(0, completion.n_tokens - writer.count_tokens(kept))
-            if not kept.strip() and not ended and not handed:
+            if not kept.strip() and not ended and not handed and not yielded:
                 raise SampleError(f"{role} wrote nothing (finish {completion.finish_reason})")
             if kept:
                 if spans and spans[-1].author == role:
@@ -271,7 +280,6 @@ class Synthesizer:
                 break
             if switch:
                 role = "teacher" if role == "student" else "student"
-                switches += 1
         answer = await self._answer(self.writers[m.answerer], question, thinking, seed + step, cost)
         spans.append(Span(m.answerer, answer, self.count(answer)))
         return self._finished(
@@ -281,7 +289,7 @@ class Synthesizer:
             spans=spans,
             thinking=thinking,
             answer=answer,
-            switches=switches,
+            switches=max(0, len(spans) - 2),  # author changes: a role that kept nothing adds no span
             cost=cost,
             attempts=attempt,
         )
