@@ -146,6 +146,13 @@ def _word_start(text: str, n: int) -> int | None:
     return match.start() if match else None
 
 
+def words_before_program(thinking: str, new: str) -> int | None:
+    """Words of `new` before the first code block it opens (`code_blocks`' fences), or None when it
+    opens none; a block opened in `thinking` does not count."""
+    starts = [start for start, _ in code_blocks(thinking + new) if start >= len(thinking)]
+    return len(new[: starts[0] - len(thinking)].split()) if starts else None
+
+
 def skipped_words(role: Author, thinking: str, skip: int, new: str) -> int:
     """Words of `new` that its writer's predictor reads as context before the first cut point: the
     span's first `skip` (min_span_tokens - 1 less the words it already has). A student's span may
@@ -154,14 +161,8 @@ def skipped_words(role: Author, thinking: str, skip: int, new: str) -> int:
     cut point. A teacher's span never ends there: it keeps its program."""
     if role != "student":
         return skip
-    opens = [start for start, _ in code_blocks(thinking + new, len(thinking)) if start > 0]
-    before = len(new[: opens[0]].split()) if opens else 0
+    before = words_before_program(thinking, new)
     return min(skip, before - 1) if before else skip
-
-
-def opens_program(text: str) -> bool:
-    """Whether `text` starts (after whitespace) with a code fence."""
-    return text.lstrip().startswith("```")
 
 
 def _kept(family: Family, completion: Completion, keep: int) -> tuple[str, bool]:
@@ -256,7 +257,12 @@ class Synthesizer:
             switch = (switch or handed) and not ended
             # A program is capability text: a student's span never opens with one (it would write its
             # own, weaker program, with no cut point before the closing fence). The teacher writes it.
-            yielded = m.thinker == "tessy" and role == "student" and not written and opens_program(kept)
+            yielded = (
+                m.thinker == "tessy"
+                and role == "student"
+                and not written
+                and words_before_program(thinking, kept) == 0
+            )
             if yielded:
                 kept, ended, switch = "", False, True
             cost[role].generated += completion.n_tokens
