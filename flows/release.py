@@ -41,7 +41,7 @@ def release_flow(
                 release: publish(cfg.warehouse, release, repo, cfg.release.private, cfg.evaluate.gate)
                 for release in unpublished_releases(cfg.warehouse, repo)
             }
-    return {"run_id": run.run_id, "folder": str(outcome.folder) if outcome else None, **run.stats}
+    return {"run_id": run.run_id, "folder": outcome.url if outcome else None, **run.stats}
 
 
 def main(

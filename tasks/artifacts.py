@@ -21,9 +21,13 @@ def table(key: str, rows: list[dict[str, Any]], description: str) -> None:
     )
 
 
-def file_link(key: str, path: Path, description: str) -> None:
-    """A link to a file or folder on the worker's machine; the text is the path itself."""
-    path = Path(path).resolve()
+def file_link(key: str, where: str | Path, description: str) -> None:
+    """A link to a file or folder: a storage URL (s3://...) as it is, a path on the worker's machine
+    as a file URI; the text is the URL or path itself."""
+    if "://" in str(where):
+        create_link_artifact(str(where), link_text=str(where), key=key, description=description)
+        return
+    path = Path(where).resolve()
     create_link_artifact(path.as_uri(), link_text=str(path), key=key, description=description)
 
 

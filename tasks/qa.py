@@ -50,5 +50,5 @@ def check_traces(
         description=f"QA {run_id}",
     )
     table("qa-summary", outcome.summary, f"QA per method, {run_id}")
-    file_link("qa-report-file", outcome.report, f"QA report and plots of {run_id} on the worker")
+    file_link("qa-report-file", outcome.url, f"QA report and plots of {run_id}")
     return outcome

@@ -25,7 +25,7 @@ def make_release(cfg: PipelineConfig, run_id: str, name: str | None = None) -> s
     create_markdown_artifact(
         card_markdown(outcome.folder / "README.md"), key="release-card", description=f"release {outcome.name}"
     )
-    file_link("release-folder", outcome.folder, f"files of release {outcome.name} on the worker")
+    file_link("release-folder", outcome.url, f"files of release {outcome.name}")
     return outcome
 
 

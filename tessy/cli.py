@@ -234,7 +234,7 @@ def release_create(
         "rows": out.n_rows,
         "content_hash": out.content_hash,
         "parent": out.parent_release_id,
-        "folder": str(out.folder),
+        "folder": out.url,
     }
     _print_rows([row], as_json, title="release")
 

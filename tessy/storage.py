@@ -6,7 +6,10 @@ AWS variables or profile), never from the config."""
 from __future__ import annotations
 
 import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import fsspec
@@ -88,12 +91,18 @@ class Folder:
         if self.exists():
             self.fs.rm(self.root, recursive=True)
 
+    def put_file(self, local: str | Path, name: str) -> str:
+        """Copy local file `local` to file `name` here; returns its URL."""
+        if self.local:
+            self.fs.makedirs(str(Path(self.path(name)).parent), exist_ok=True)
+        self.fs.put_file(str(local), self.path(name))
+        return f"{self.url}/{name}"
+
     def put_dir(self, local: str | Path, name: str) -> Folder:
         """Copy local folder `local` to `name` here (its files, recursively); returns the copy."""
         target = self / name
-        files = sorted(p for p in Path(local).rglob("*") if p.is_file())
-        for path in files:
-            target.fs.put_file(str(path), target.path(path.relative_to(local).as_posix()))
+        for path in sorted(p for p in Path(local).rglob("*") if p.is_file()):
+            target.put_file(path, path.relative_to(local).as_posix())
         return target
 
     def get_dir(self, local: str | Path) -> Path:
@@ -128,6 +137,29 @@ class Folder:
 def shared_storage(cfg: PipelineConfig) -> Folder:
     """The folder every part of a run reaches: the config's storage URL, or the workdir."""
     return Folder(cfg.storage or cfg.workdir)
+
+
+def store(cfg: PipelineConfig, local: Path, name: str) -> str:
+    """Where the finished local folder `local` (under the workdir) is kept for every machine: copied to
+    `name` in the config's storage URL, replacing what was there, when it names one; else `local`
+    itself. Returns that URL or path."""
+    if not cfg.storage:
+        return str(local)
+    target = shared_storage(cfg) / name
+    target.remove()
+    return shared_storage(cfg).put_dir(local, name).url
+
+
+@contextmanager
+def local_copy(url: str) -> Iterator[Path]:
+    """The folder at `url` on this machine for the block: itself when it is local, else a temporary
+    copy of its files."""
+    folder = Folder(url)
+    if folder.local:
+        yield Path(folder.root)
+        return
+    with tempfile.TemporaryDirectory(prefix="tessy-") as tmp:
+        yield folder.get_dir(Path(tmp) / "copy")
 
 
 def read_table(url: str) -> pa.Table:

@@ -4,6 +4,7 @@ synthesize flow's parts as tasks on a real two-node Ray cluster (`ray start` twi
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -119,6 +120,46 @@ def test_predictor_weights_reach_the_parts_through_storage(tmp_path, s3):
     local = stage._local_predictors(cfg, shared)["student"].path
     assert (Path(local) / "sub" / "vocab.txt").read_text() == "a b"
     assert (Path(local) / "config.json").read_text() == "{}"
+
+
+def test_the_qa_report_and_a_release_are_kept_in_s3_and_published_from_there(tmp_path, s3, tiny_models):
+    """With a storage URL, QA's report and the release folder reach the bucket, and publishing reads the
+    release from there on a machine with no copy of its own; files changed in the bucket are refused."""
+    from tessy.errors import ReleaseTampered
+    from tessy.stages import qa as qa_stage
+    from tessy.stages import release as release_stage
+    from tests.test_stages import FakeHub, ingested, write_traces
+
+    storage = f"s3://{BUCKET}/release-night"
+    cfg = ingested(
+        tmp_path,
+        tiny_models,
+        storage=storage,
+        qa={"student_nll": False, "run_code": False},
+        release={"methods": ["tessy", "student-only"]},
+    )
+    write_traces(cfg)
+    qa = qa_stage.run(cfg, "qa-1")
+    assert qa.url == f"{storage}/qa/qa-1"
+    assert Folder(qa.url).names(".md") == ["report.md"] and Folder(qa.url).names(".png")
+    made = release_stage.create(cfg, "r1", "rel-run")
+    assert made.url == f"{storage}/releases/r1" and made.n_rows == 8
+    stored = Folder(made.url)
+    shards = (stored / "data" / "default").names()
+    assert (
+        shards
+        and stored.exists("README.md")
+        and Folder(f"{storage}/releases").names(".json") == ["r1.validation.json"]
+    )
+
+    shutil.rmtree(made.folder)  # publishing on another machine: only the bucket holds the release
+    hub = FakeHub()
+    assert release_stage.publish(cfg.warehouse, "r1", "org/set", client=hub).revision == "abc123"
+    assert set(hub.uploaded) >= {"README.md", *(f"data/default/{name}" for name in shards)}
+
+    stored.fs.pipe(stored.path(f"data/default/{shards[0]}"), b"not the release's rows")
+    with pytest.raises(ReleaseTampered, match=f"{storage}/releases/r1"):
+        release_stage.publish(cfg.warehouse, "r1", "org/set", client=FakeHub())
 
 
 def write_config(tmp_path: Path, **top: object) -> Path:

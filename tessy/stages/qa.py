@@ -7,7 +7,7 @@ costs what its new traces cost. Also the newest evaluate run's summary (shown in
 Writes: the new traces in parts and their per-trace metrics under `<storage>/qa/<run_id>/` (the
 storage URL, or the workdir: the parts may run on other machines), `qa_metrics` (per trace, and per
 method under `<run_id>/<method>`), `qa_runs`, and the report with its plots under
-`workdir/qa/<run_id>/`.
+`workdir/qa/<run_id>/`, copied to `<storage>/qa/<run_id>/` when the config names a storage URL.
 Servers: the student's, for its NLL, when `qa.nll_engine` picks them (otherwise its weights are loaded
 in-process); code runs in the bubblewrap sandbox, or not at all without it unless `qa.unsafe_exec`.
 Raises: StageNotReady when the config has no traces yet.
@@ -32,7 +32,7 @@ from tessy.quality.metrics import LONG_SCHEMA, trace_metrics
 from tessy.quality.plots import write_plots
 from tessy.quality.report import markdown_report, summary_table
 from tessy.runtime import Endpoints, load_model, model_endpoints
-from tessy.storage import Folder, read_table, shared_storage
+from tessy.storage import Folder, read_table, shared_storage, store
 from warehouse.db import open_warehouse, transaction
 from warehouse.evaluations import latest_evaluation
 from warehouse.metrics import (
@@ -56,6 +56,7 @@ class QAOutcome:
     n_metrics: int
     code_exec: str  # whether generated code ran, and how (sandboxed, unsafe, not at all)
     n_measured: int
+    url: str  # where the report and plots are kept: their copy in the config's storage, or their folder
     evaluation: dict[str, Any] | None = None  # the newest evaluate run's summary
 
 
@@ -175,8 +176,9 @@ def finish(
         )
     )
     n_traces = sum(row["samples"] for row in summary)
+    url = store(cfg, out, f"qa/{run_id}")
     return QAOutcome(
-        summary, path, plots, n_traces, n_metrics, work.code_exec, result.n_measured, work.evaluation
+        summary, path, plots, n_traces, n_metrics, work.code_exec, result.n_measured, url, work.evaluation
     )
 
 

@@ -5,9 +5,11 @@ QA's newest per-trace `solved`, the solved rates of its tessy and teacher-only t
 questions both have (whatever `release.methods` holds), the newest release (the parent), the latest
 QA summary.
 Writes: the release folder `workdir/releases/<name>/` (Parquet shards, dataset card, manifest, which
-counts the traces `release.require_solved` dropped, per reason), the gate's result beside it, and
-`releases` + `release_items`; publishing uploads the manifest's files to a Hub dataset repo, tags
-the commit with the name, and adds a `release_publications` row.
+counts the traces `release.require_solved` dropped, per reason) and the gate's result beside it,
+both copied to `<storage>/releases/` when the config names a storage URL (the manifest names that
+copy, which publishing reads from any machine), and `releases` + `release_items`; publishing
+uploads the manifest's files to a Hub dataset repo, tags the commit with the name, and adds a
+`release_publications` row.
 Servers: none (publishing reaches the Hub; the token is read from HF_TOKEN by the publisher).
 Raises: ReleaseNameError (invalid, taken, or unknown name), ReleaseBlocked (no rows, none left after
 `require_solved`, or the gate failed: a Great Expectations expectation, or TESSY's solved rate below
@@ -35,6 +37,7 @@ from tessy.release.export import RELEASE_COLUMNS, ReleaseWriter, files_hash
 from tessy.release.names import checked_release_name
 from tessy.release.publish import PublishResult
 from tessy.release.publish import publish as upload
+from tessy.storage import local_copy, shared_storage, store
 from warehouse.db import Warehouse, code_version, open_warehouse
 from warehouse.evaluations import latest_evaluation
 from warehouse.metrics import latest_summary
@@ -60,7 +63,8 @@ BATCH_ROWS = 2_000  # rows read from the warehouse at once: what bounds the text
 class ReleaseOutcome:
     release_id: str
     name: str
-    folder: Path
+    folder: Path  # this machine's copy
+    url: str  # where every machine reads it: the copy in the config's storage, or `folder`
     n_rows: int
     content_hash: str
     parent_release_id: str | None
@@ -137,6 +141,7 @@ def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = Fa
     the warehouse into the shards and the content hash; the gate runs on the narrow candidate rows with
     the checks of each row's text made on the way."""
     folder = cfg.workdir / "releases" / checked_release_name(name)
+    url = f"{shared_storage(cfg).url}/releases/{name}" if cfg.storage else str(folder)
     methods = "/".join(cfg.release.methods)
     with open_warehouse(cfg.warehouse) as wh:
         if release_exists(wh, name):
@@ -177,6 +182,8 @@ def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = Fa
             )
             validation = folder.parent / f"{name}.validation.json"
             validation.write_text(json.dumps(gate.raw, indent=1, default=str))
+            if cfg.storage:
+                shared_storage(cfg).put_file(validation, f"releases/{validation.name}")
             if not gate.success:
                 raise ReleaseBlocked(f"release {name!r} failed its expectations: {', '.join(gate.reasons)}")
         except BaseException:
@@ -200,7 +207,7 @@ def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = Fa
         "metrics": metrics,
         "dropped": dropped,
         "files": [str(f) for f in export.files],
-        "folder": str(folder),
+        "folder": url,
         "run_id": run_id,
     }
     write_card(
@@ -223,6 +230,7 @@ def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = Fa
             license=cfg.release.license,
         ),
     )
+    store(cfg, folder, f"releases/{name}")
     with open_warehouse(cfg.warehouse) as wh:
         insert_release(
             wh,
@@ -234,7 +242,9 @@ def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = Fa
             manifest,
             frame["trace_id"].to_list(),
         )
-    return ReleaseOutcome(release_id, name, folder, export.n_rows, export.content_hash, parent, gate, dropped)
+    return ReleaseOutcome(
+        release_id, name, folder, url, export.n_rows, export.content_hash, parent, gate, dropped
+    )
 
 
 def unpublished_releases(db: Path, repo_id: str) -> list[str]:
@@ -284,22 +294,23 @@ def publish(
         release_id, expected, manifest = release_record(wh, name)
         if gate is not None and gate.enabled:
             check_evaluation(wh, name, gate)
-    folder = Path(manifest["folder"])
-    if (found := files_hash(folder, manifest["files"])) != expected:
-        raise ReleaseTampered(
-            f"release {name!r}: its files in {folder} hash to {found[:12] or 'nothing'}, not {expected[:12]};"
-            " not published"
+    url = manifest["folder"]
+    with local_copy(url) as folder:
+        if (found := files_hash(folder, manifest["files"])) != expected:
+            raise ReleaseTampered(
+                f"release {name!r}: its files in {url} hash to {found[:12] or 'nothing'},"
+                f" not {expected[:12]}; not published"
+            )
+        result = upload(
+            folder,
+            repo_id,
+            dry_run=dry_run,
+            private=private,
+            client=client,
+            commit_message=f"Release {name}",
+            only=manifest["files"],
+            tag=name,
         )
-    result = upload(
-        folder,
-        repo_id,
-        dry_run=dry_run,
-        private=private,
-        client=client,
-        commit_message=f"Release {name}",
-        only=manifest["files"],
-        tag=name,
-    )
     if not dry_run:
         with open_warehouse(db) as wh:
             record_publication(wh, release_id, repo_id, result.revision, name)
