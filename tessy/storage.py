@@ -139,11 +139,19 @@ def shared_storage(cfg: PipelineConfig) -> Folder:
     return Folder(cfg.storage or cfg.workdir)
 
 
-def store(cfg: PipelineConfig, local: Path, name: str) -> str:
-    """Where the finished local folder `local` (under the workdir) is kept for every machine: copied to
-    `name` in the config's storage URL, replacing what was there, when it names one; else `local`
-    itself. Returns that URL or path."""
+def apart_from_workdir(cfg: PipelineConfig) -> bool:
+    """Whether the config names a storage URL other than its workdir, where the stages write first."""
     if not cfg.storage:
+        return False
+    folder = Folder(cfg.storage)
+    return not (folder.local and Path(folder.root).resolve() == Path(cfg.workdir).resolve())
+
+
+def store(cfg: PipelineConfig, local: Path, name: str) -> str:
+    """Where the finished local folder `local` (the workdir's `name`) is kept for every machine: copied
+    to `name` in the config's storage URL, replacing what was there, when it names one apart from the
+    workdir; else `local` itself. Returns that URL or path."""
+    if not apart_from_workdir(cfg):
         return str(local)
     target = shared_storage(cfg) / name
     target.remove()

@@ -328,6 +328,24 @@ def test_qa_then_immutable_releases_diff_and_publish(tmp_path, tiny_models):
     assert sorted(shipped.filter(pl.col("method") == "tessy")["trace_id"].str.slice(-4)) == ["-new"] * 4
 
 
+@pytest.mark.parametrize("storage", ["elsewhere", "work"])
+def test_a_storage_folder_keeps_the_qa_report_and_the_release_and_the_workdir_as_storage_loses_none(
+    tmp_path, tiny_models, storage
+):
+    """A storage folder on this machine gets copies of QA's report and the release, which publish
+    from there; named as the workdir itself (where the stages write first), it keeps them whole."""
+    folder = tmp_path / storage
+    folder.mkdir()
+    cfg = ingested(tmp_path, tiny_models, storage=str(folder), qa={"student_nll": False, "run_code": False})
+    write_traces(cfg)
+    qa = qa_stage.run(cfg, "qa-1")
+    made = release_stage.create(cfg, "r1", "rel-run")
+    assert Path(qa.url, "report.md").is_file() and Path(made.url, "README.md").is_file()
+    assert Path(made.url).with_name("r1.validation.json").is_file()
+    assert (made.url == str(made.folder)) == (storage == "work")
+    assert release_stage.publish(cfg.warehouse, "r1", "org/set", client=FakeHub()).revision == "abc123"
+
+
 def test_a_release_killed_half_way_then_rerun_gives_one_consistent_release(
     tmp_path, tiny_models, monkeypatch
 ):
