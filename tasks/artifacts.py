@@ -6,6 +6,8 @@ from typing import Any
 
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
+from tessy.storage import Folder
+
 
 def rounded(value: Any) -> Any:
     """Floats to 3 significant decimals, large ones (token counts, tok/s) to whole numbers."""
@@ -23,11 +25,12 @@ def table(key: str, rows: list[dict[str, Any]], description: str) -> None:
 
 def file_link(key: str, where: str | Path, description: str) -> None:
     """A link to a file or folder: a storage URL (s3://...) as it is, a path on the worker's machine
-    as a file URI; the text is the URL or path itself."""
-    if "://" in str(where):
-        create_link_artifact(str(where), link_text=str(where), key=key, description=description)
+    (or a file:// URL) as a file URI; the text is the URL or path itself."""
+    folder = Folder(str(where))
+    if not folder.local:
+        create_link_artifact(folder.url, link_text=folder.url, key=key, description=description)
         return
-    path = Path(where).resolve()
+    path = Path(folder.root).resolve()
     create_link_artifact(path.as_uri(), link_text=str(path), key=key, description=description)
 
 

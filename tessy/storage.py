@@ -147,15 +147,20 @@ def apart_from_workdir(cfg: PipelineConfig) -> bool:
     return not (folder.local and Path(folder.root).resolve() == Path(cfg.workdir).resolve())
 
 
-def store(cfg: PipelineConfig, local: Path, name: str) -> str:
-    """Where the finished local folder `local` (the workdir's `name`) is kept for every machine: copied
-    to `name` in the config's storage URL, replacing what was there, when it names one apart from the
-    workdir; else `local` itself. Returns that URL or path."""
-    if not apart_from_workdir(cfg):
-        return str(local)
-    target = shared_storage(cfg) / name
-    target.remove()
-    return shared_storage(cfg).put_dir(local, name).url
+def kept_at(cfg: PipelineConfig, name: str) -> str:
+    """Where `store` keeps the workdir's finished folder `name`: its copy in the config's storage URL
+    when that is apart from the workdir, else the workdir's folder itself."""
+    return (shared_storage(cfg) / name).url if apart_from_workdir(cfg) else str(cfg.workdir / name)
+
+
+def store(cfg: PipelineConfig, name: str) -> str:
+    """Copy the workdir's finished folder `name` to where every machine reads it (`kept_at`),
+    replacing what was there; returns that URL or path."""
+    url = kept_at(cfg, name)
+    if apart_from_workdir(cfg):
+        Folder(url).remove()
+        shared_storage(cfg).put_dir(cfg.workdir / name, name)
+    return url
 
 
 @contextmanager

@@ -176,7 +176,7 @@ def finish(
         )
     )
     n_traces = sum(row["samples"] for row in summary)
-    url = store(cfg, out, f"qa/{run_id}")
+    url = store(cfg, f"qa/{run_id}")
     return QAOutcome(
         summary, path, plots, n_traces, n_metrics, work.code_exec, result.n_measured, url, work.evaluation
     )

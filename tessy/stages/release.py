@@ -37,7 +37,7 @@ from tessy.release.export import RELEASE_COLUMNS, ReleaseWriter, files_hash
 from tessy.release.names import checked_release_name
 from tessy.release.publish import PublishResult
 from tessy.release.publish import publish as upload
-from tessy.storage import apart_from_workdir, local_copy, shared_storage, store
+from tessy.storage import apart_from_workdir, kept_at, local_copy, shared_storage, store
 from warehouse.db import Warehouse, code_version, open_warehouse
 from warehouse.evaluations import latest_evaluation
 from warehouse.metrics import latest_summary
@@ -141,8 +141,7 @@ def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = Fa
     the warehouse into the shards and the content hash; the gate runs on the narrow candidate rows with
     the checks of each row's text made on the way."""
     folder = cfg.workdir / "releases" / checked_release_name(name)
-    elsewhere = apart_from_workdir(cfg)
-    url = f"{shared_storage(cfg).url}/releases/{name}" if elsewhere else str(folder)
+    url = kept_at(cfg, f"releases/{name}")
     methods = "/".join(cfg.release.methods)
     with open_warehouse(cfg.warehouse) as wh:
         if release_exists(wh, name):
@@ -183,7 +182,7 @@ def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = Fa
             )
             validation = folder.parent / f"{name}.validation.json"
             validation.write_text(json.dumps(gate.raw, indent=1, default=str))
-            if elsewhere:
+            if apart_from_workdir(cfg):
                 shared_storage(cfg).put_file(validation, f"releases/{validation.name}")
             if not gate.success:
                 raise ReleaseBlocked(f"release {name!r} failed its expectations: {', '.join(gate.reasons)}")
@@ -231,7 +230,7 @@ def create(cfg: PipelineConfig, name: str, run_id: str, *, if_changed: bool = Fa
             license=cfg.release.license,
         ),
     )
-    store(cfg, folder, f"releases/{name}")
+    store(cfg, f"releases/{name}")
     with open_warehouse(cfg.warehouse) as wh:
         insert_release(
             wh,
