@@ -149,7 +149,9 @@ def test_nll_on_the_servers_equals_transformers(replicas: ServerGroup, model_dir
 def test_replica_killed_mid_run_loses_no_request(replicas: ServerGroup) -> None:
     urls = replicas.endpoints["tiny"]
     victim = replicas.servers[1]
-    n, tokens = 24, 300
+    # Long enough that the victim is still generating when it is killed: with 300 tokens a loaded
+    # machine's client could lag until the victim had sent every token, and nothing failed over.
+    n, tokens = 24, 1200
 
     async def go():
         async with OpenAIEngine(urls, cooloff=60) as engine:
@@ -157,7 +159,10 @@ def test_replica_killed_mid_run_loses_no_request(replicas: ServerGroup) -> None:
             tasks = [asyncio.create_task(engine.complete(f"Question {i}", p)) for i, p in enumerate(params)]
             while not all(s.outstanding > 0 for s in engine.status()):
                 await asyncio.sleep(0.01)
-            await asyncio.sleep(0.3)  # streams are flowing on both replicas
+            # Streams are flowing on both replicas; the victim's metrics can lag its engine a little.
+            deadline = time.monotonic() + 10
+            while server_metric(victim.url, RUNNING) == 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
             in_flight_on_victim = next(s.outstanding for s in engine.status() if s.url == victim.url)
             os.killpg(victim.process.pid, signal.SIGKILL)
             outs = await asyncio.gather(*tasks)
