@@ -12,11 +12,13 @@ load). On this 2-core machine Ray has no cores to add, so the ratio measures its
 the same tokens over the parts' own time (their event loops, from the first request to the last trace
 written), and `outside_parts_s`, the rest of the flow's wall time (planning, loading, and for Ray the
 driver's connection and each worker's start: a fresh process importing torch and transformers). The
-second is a fixed cost per run, so the whole-flow ratio depends on how long the run is.
+second is a fixed cost per run (about 8 s more than threads here), so the whole-flow ratio depends on
+how long the run is: the default, 192 questions (576 jobs, about 2 minutes a run), keeps it to a few
+percent of the run, as a night's hours do; at 64 questions (40 s runs) it is about a sixth.
 
 Needs `make demo` first (models, questions, predictors in `.tessy/warehouse.duckdb`).
 
-    python -m bench.runner [--questions 16] [--parts 2] [--rounds 2] [--json]
+    python -m bench.runner [--questions 192] [--parts 2] [--rounds 2] [--json]
 
 `--json`: the last line is one object, {"tok_per_s": {"threads": [..], "ray": [..]}, "ray_vs_threads":
 r, "rounds": [r1, ..], "parts_tok_per_s": {"threads": [..], "ray": [..]}, "outside_parts_s":
@@ -53,7 +55,7 @@ def forget_traces(db: Path) -> None:
 
 
 def main(
-    questions: Annotated[int, typer.Option(help="questions per run (all three demo methods)")] = 16,
+    questions: Annotated[int, typer.Option(help="questions per run (all three demo methods)")] = 192,
     parts: Annotated[int, typer.Option(help="synthesis parts")] = 2,
     rounds: Annotated[int, typer.Option(help="threads/ray pairs")] = 2,
     as_json: Annotated[bool, typer.Option("--json")] = False,
