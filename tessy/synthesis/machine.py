@@ -153,6 +153,10 @@ def words_before_program(thinking: str, new: str) -> int | None:
     return len(new[: starts[0] - len(thinking)].split()) if starts else None
 
 
+def _opens_program(thinking: str, new: str) -> bool:
+    return words_before_program(thinking, new) == 0
+
+
 def skipped_words(role: Author, thinking: str, skip: int, new: str) -> int:
     """Words of `new` that its writer's predictor reads as context before the first cut point: the
     span's first `skip` (min_span_tokens - 1 less the words it already has). A student's span may
@@ -258,10 +262,7 @@ class Synthesizer:
             # A program is capability text: a student's span never opens with one (it would write its
             # own, weaker program, with no cut point before the closing fence). The teacher writes it.
             yielded = (
-                m.thinker == "tessy"
-                and role == "student"
-                and not written
-                and words_before_program(thinking, kept) == 0
+                m.thinker == "tessy" and role == "student" and not written and _opens_program(thinking, kept)
             )
             if yielded:
                 kept, ended, switch = "", False, True
@@ -324,7 +325,10 @@ class Synthesizer:
                 prompt, replace(s.sampling, max_tokens=writer.k, seed=seed)
             )
         else:
-            until = _StreamCut(predict, partial(self._no_cut, thinking), writer.family, s, skipped)
+            # A student's new span that opens with a program is given away (see `_attempt`): stop its
+            # stream at the fence instead of letting it write the program to `span_cap` for nothing.
+            yields = partial(_opens_program, thinking) if writer.name == "student" and not written else None
+            until = _StreamCut(predict, partial(self._no_cut, thinking), writer.family, s, skipped, yields)
             params = replace(s.sampling, max_tokens=s.span_cap, seed=seed)
             try:
                 completion = await writer.engine.complete(prompt, params, until=until)
@@ -518,7 +522,8 @@ class _StreamCut:
     falls in. An end-of-thinking marker stops the stream too, but a cut before it wins; with no cut
     yet, `_span` judges the text before the marker as a whole. A cut was judged on an earlier text:
     one that the grown text puts inside a code block (a fence half written then, or a word the cut
-    was stretched to) is dropped."""
+    was stretched to) is dropped. With `yields`, a text it holds at its first word (one that opens
+    with a program) stops the stream there: the writer gives its turn away."""
 
     def __init__(
         self,
@@ -527,15 +532,22 @@ class _StreamCut:
         family: Family,
         settings: Settings,
         skipped: Callable[[str], int],
+        yields: Callable[[str], bool] | None = None,
     ):
         self.predict, self.no_cut, self.family = predict, no_cut, family
-        self.settings, self.skipped = settings, skipped
+        self.settings, self.skipped, self.yields = settings, skipped, yields
         self.checked_words = 0
         self.check: asyncio.Task[Cut] | None = None
         self.pending: int | None = None
         self.switched = False
 
     def __call__(self, text: str) -> int | None:
+        if self.yields is not None:
+            if self.yields(text):
+                self.switched = True
+                return len(text)
+            if len(text.split()) > 1:  # past its first word a text no longer opens with a program
+                self.yields = None
         hit = self.family.find_end(text)
         if self.pending is None and self.check is not None and self.check.done():
             cut, self.check = self.check.result(), None
