@@ -250,8 +250,11 @@ class Synthesizer:
             writer = self.writers[role]
             # Words the writer has in the span it is writing: they count towards min_span_tokens.
             written = len(spans[-1].text.split()) if spans and spans[-1].author == role else 0
+            # A program is capability text: a student's span never opens with one (it would write its
+            # own, weaker program, with no cut point before the closing fence). The teacher writes it.
+            may_yield = m.thinker == "tessy" and role == "student" and not written
             completion, keep, switch = await self._span(
-                writer, question, thinking, m, seed + step, trace_id, written
+                writer, question, thinking, m, seed + step, trace_id, written, may_yield
             )
             step += 1
             kept, ended = _kept(writer.family, completion, keep)
@@ -259,11 +262,7 @@ class Synthesizer:
             handed = ended and role == "student" and m.thinker == "tessy" and not s.student_ends_thinking
             ended = ended and not handed
             switch = (switch or handed) and not ended
-            # A program is capability text: a student's span never opens with one (it would write its
-            # own, weaker program, with no cut point before the closing fence). The teacher writes it.
-            yielded = (
-                m.thinker == "tessy" and role == "student" and not written and _opens_program(thinking, kept)
-            )
+            yielded = may_yield and _opens_program(thinking, kept)
             if yielded:
                 kept, ended, switch = "", False, True
             cost[role].generated += completion.n_tokens
@@ -302,10 +301,19 @@ class Synthesizer:
         )
 
     async def _span(
-        self, writer: Writer, question: str, thinking: str, m: Method, seed: int, key: str, written: int
+        self,
+        writer: Writer,
+        question: str,
+        thinking: str,
+        m: Method,
+        seed: int,
+        key: str,
+        written: int,
+        may_yield: bool,
     ) -> tuple[Completion, int, bool]:
         """One request by `writer`: its completion, how many chars of it to keep, and whether its
-        predictor asks to switch roles there. `written`: words the writer already has in this span."""
+        predictor asks to switch roles there. `written`: words the writer already has in this span;
+        `may_yield`: the span is given away if it opens with a program (`_attempt`)."""
         s = self.settings
         prompt = writer.family.thinking_prompt(question) + thinking
         if m.thinker != "tessy":  # one author writes the whole thinking
@@ -325,9 +333,8 @@ class Synthesizer:
                 prompt, replace(s.sampling, max_tokens=writer.k, seed=seed)
             )
         else:
-            # A student's new span that opens with a program is given away (see `_attempt`): stop its
-            # stream at the fence instead of letting it write the program to `span_cap` for nothing.
-            yields = partial(_opens_program, thinking) if writer.name == "student" and not written else None
+            # A span given away stops its stream at the fence, not after writing the program for nothing.
+            yields = partial(_opens_program, thinking) if may_yield else None
             until = _StreamCut(predict, partial(self._no_cut, thinking), writer.family, s, skipped, yields)
             params = replace(s.sampling, max_tokens=s.span_cap, seed=seed)
             try:
