@@ -24,7 +24,14 @@ from pathlib import Path
 
 from tessy.engines import Sampling
 from tessy.engines.openai import OpenAIEngine
-from tessy.engines.servers import ServerGroup, ServerSpec, cpu_workarounds, is_cpu_build, vllm_python
+from tessy.engines.servers import (
+    CPU_BLOCK_SIZE,
+    ServerGroup,
+    ServerSpec,
+    cpu_workarounds,
+    is_cpu_build,
+    vllm_python,
+)
 from tessy.microworld.build import build, model_dirs, read_stamp
 from tessy.templates import get_family
 
@@ -115,11 +122,16 @@ def bench_offline(model: Path, texts: list[str], args: argparse.Namespace, sampl
         script, config = Path(tmp) / "offline.py", Path(tmp) / "config.json"
         script.write_text(_OFFLINE)
         keys = ("temperature", "top_p", "top_k", "min_p")
-        # The server's scheduler settings, so both sides batch alike (see servers.cpu_workarounds).
+        # The server's scheduler and cache settings, so both sides batch alike (servers.cpu_workarounds).
         scheduler = {}
         if is_cpu_build(vllm_python()):
             flags = cpu_workarounds(ServerSpec(model, max_model_len=args.max_model_len))
-            scheduler = {"enable_chunked_prefill": False, "max_num_batched_tokens": int(flags[-1])}
+            budget = int(flags[flags.index("--max-num-batched-tokens") + 1])
+            scheduler = {
+                "enable_chunked_prefill": False,
+                "max_num_batched_tokens": budget,
+                "block_size": CPU_BLOCK_SIZE,
+            }
         config.write_text(
             json.dumps(
                 {
