@@ -236,6 +236,43 @@ def test_openai_until_closes_stream_early(until) -> None:
     assert fake.yielded < 10  # the server stopped being read right after the cut
 
 
+class _BackgroundUntil:
+    """Decides in the background, on the first text it is fed, to stop after that text's first char;
+    says so only when fed again (the engine does that when `wake` is set)."""
+
+    def __init__(self, wakes: bool):
+        self.decided: int | None = None
+        self.task: asyncio.Task | None = None
+        if wakes:
+            self.wake = asyncio.Event()
+
+    async def _decide(self) -> None:
+        await asyncio.sleep(0.02)
+        self.decided = 1
+        if hasattr(self, "wake"):
+            self.wake.set()
+
+    def __call__(self, text: str) -> int | None:
+        if self.task is None:
+            self.task = asyncio.ensure_future(self._decide())
+        return self.decided
+
+
+@pytest.mark.parametrize("wakes", [True, False])
+def test_openai_until_woken_between_events_stops_the_stream_then(wakes: bool) -> None:
+    # Events 0.2 s apart, a decision 0.02 s after the first: woken, the engine stops before the second.
+    fake = FakeServers({"a": "ok"}, pieces=[f" w{i}" for i in range(10)], delay=0.2)
+    until = _BackgroundUntil(wakes)
+
+    async def go():
+        async with fake.engine(model="m") as engine:
+            return await engine.complete("Q", Sampling(max_tokens=10), until=until)
+
+    out = run(go())
+    assert out.finish_reason == "cut" and out.text == " "
+    assert (out.n_tokens, fake.yielded) == ((1, 1) if wakes else (2, 2))
+
+
 def test_openai_fails_over_and_takes_dead_endpoint_out() -> None:
     fake = FakeServers({"a": "refuse", "b": "ok", "c": "500"})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -10,7 +11,15 @@ from typing import Literal, Protocol
 FinishReason = Literal["stop", "length", "cut"]
 
 # Fed the text generated so far; returns (or awaits to) a char offset to stop at, or None to go on.
+# An `until` with a `wake` attribute (an asyncio.Event) is fed the same text again whenever it sets
+# that event: a decision it makes in the background between two streamed events stops the stream
+# then, not one event later (see `wake_of`).
 Until = Callable[[str], int | None | Awaitable[int | None]]
+
+
+def wake_of(until: Until | None) -> asyncio.Event | None:
+    """The event `until` sets when it may answer differently on the text it was last fed, if any."""
+    return getattr(until, "wake", None)
 
 
 @dataclass(frozen=True)

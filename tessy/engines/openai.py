@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from tessy.engines.base import (
     Sampling,
     Until,
     ask_until,
+    wake_of,
 )
 
 T = TypeVar("T")
@@ -243,48 +245,34 @@ class OpenAIEngine:
         self, endpoint: _Endpoint, prompt: str, params: Sampling, until: Until | None
     ) -> Completion:
         body = self._body(await self._model(endpoint), prompt, params)
-        text = ""
-        n_events = 0
-        n_ids = 0
-        usage_tokens: int | None = None
-        finish: FinishReason | None = None
+        got = _Received()
         try:
             async with self._client.stream("POST", endpoint.url + "/v1/completions", json=body) as response:
                 if response.status_code >= 400:
                     await _raise_for_status(response)
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        break
-                    try:
-                        event = json.loads(payload)
-                    except json.JSONDecodeError as e:
-                        raise _EndpointFailed(f"malformed stream event: {payload[:200]!r}") from e
-                    if "error" in event:
-                        raise _EndpointFailed(f"error in stream: {str(event['error'])[:300]}")
-                    if event.get("usage"):
-                        usage_tokens = event["usage"].get("completion_tokens")
-                    delta = ""
-                    for choice in event.get("choices", []):
-                        n_events += 1
-                        n_ids += len(choice.get("token_ids") or [])
-                        delta += choice.get("text") or ""
-                        if reason := choice.get("finish_reason"):
-                            if reason not in ("stop", "length"):  # e.g. "abort" when the server stops
-                                raise _EndpointFailed(f"server ended the request with {reason!r}")
-                            finish = reason
-                    text += delta
-                    if until is not None and delta and (cut := await ask_until(until, text)) is not None:
-                        # Leaving the `async with` closes the connection, which aborts the request in
-                        # vLLM: no tokens are generated past this point.
-                        return Completion(text[:cut], n_ids or n_events, "cut", endpoint.url)
+                async with aclosing(_lines_and_wakes(response.aiter_lines(), wake_of(until))) as lines:
+                    async for line in lines:
+                        if line is not None:  # None: `until` woke up, to be fed the text it has again
+                            if not line.startswith("data:"):
+                                continue
+                            payload = line[5:].strip()
+                            if payload == "[DONE]":
+                                break
+                            if not got.add(payload):
+                                continue
+                        if (
+                            until is not None
+                            and got.text
+                            and (cut := await ask_until(until, got.text)) is not None
+                        ):
+                            # Leaving the `async with` closes the connection, which aborts the request in
+                            # vLLM: no tokens are generated past this point.
+                            return Completion(got.text[:cut], got.ids or got.events, "cut", endpoint.url)
         except httpx.TransportError as e:
             raise _EndpointFailed(_describe(e)) from e
-        if finish is None:
+        if got.finish is None:
             raise _EndpointFailed("stream ended without a finish reason")
-        return Completion(text, usage_tokens or n_ids or n_events, finish, endpoint.url)
+        return Completion(got.text, got.usage or got.ids or got.events, got.finish, endpoint.url)
 
     async def _score(self, endpoint: _Endpoint, ids: list[int]) -> list[float]:
         body = {
@@ -316,3 +304,69 @@ async def _raise_for_status(response: httpx.Response) -> None:
 
 def _describe(error: httpx.TransportError) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+@dataclass
+class _Received:
+    """What a completion stream has brought so far."""
+
+    text: str = ""
+    events: int = 0
+    ids: int = 0  # token ids (vLLM's `return_token_ids`)
+    usage: int | None = None  # completion tokens, from the usage event
+    finish: FinishReason | None = None
+
+    def add(self, payload: str) -> str:
+        """Take in one event's JSON; the text it adds."""
+        try:
+            event = json.loads(payload)
+        except json.JSONDecodeError as e:
+            raise _EndpointFailed(f"malformed stream event: {payload[:200]!r}") from e
+        if "error" in event:
+            raise _EndpointFailed(f"error in stream: {str(event['error'])[:300]}")
+        if event.get("usage"):
+            self.usage = event["usage"].get("completion_tokens")
+        delta = ""
+        for choice in event.get("choices", []):
+            self.events += 1
+            self.ids += len(choice.get("token_ids") or [])
+            delta += choice.get("text") or ""
+            if reason := choice.get("finish_reason"):
+                if reason not in ("stop", "length"):  # e.g. "abort" when the server stops
+                    raise _EndpointFailed(f"server ended the request with {reason!r}")
+                self.finish = reason
+        self.text += delta
+        return delta
+
+
+_END = object()
+
+
+async def _lines_and_wakes(
+    lines: AsyncIterator[str], wake: asyncio.Event | None
+) -> AsyncIterator[str | None]:
+    """The stream's lines, and a None whenever `wake` is set between them (it is cleared then)."""
+    if wake is None:
+        async for line in lines:
+            yield line
+        return
+    pending = asyncio.ensure_future(anext(lines, _END))
+    try:
+        while True:
+            woken = asyncio.ensure_future(wake.wait())
+            try:
+                await asyncio.wait((pending, woken), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+            if wake.is_set():
+                wake.clear()
+                yield None
+            if pending.done():
+                line = pending.result()
+                if line is _END:
+                    return
+                yield line
+                pending = asyncio.ensure_future(anext(lines, _END))
+    finally:
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)

@@ -547,6 +547,9 @@ class _StreamCut:
         self.check: asyncio.Task[Cut] | None = None
         self.pending: int | None = None
         self.switched = False
+        # Set when a question comes back: the engine feeds the text so far again, so a cut stops the
+        # stream then, not one streamed event (stream_interval tokens) later.
+        self.wake = asyncio.Event()
 
     def __call__(self, text: str) -> int | None:
         if self.yields is not None:
@@ -589,6 +592,7 @@ class _StreamCut:
         if self.check is None and words - self.checked_words >= self.settings.check_every:
             self.checked_words = words
             self.check = asyncio.ensure_future(self.predict(text))
+            self.check.add_done_callback(lambda _: self.wake.set())
         return None
 
     async def settle(self) -> None:
