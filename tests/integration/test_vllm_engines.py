@@ -5,6 +5,7 @@ mid-run, and the error when every endpoint is down."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -159,10 +160,17 @@ def test_replica_killed_mid_run_loses_no_request(replicas: ServerGroup) -> None:
             tasks = [asyncio.create_task(engine.complete(f"Question {i}", p)) for i, p in enumerate(params)]
             while not all(s.outstanding > 0 for s in engine.status()):
                 await asyncio.sleep(0.01)
-            # Streams are flowing on both replicas; the victim's metrics can lag its engine a little.
-            deadline = time.monotonic() + 10
-            while server_metric(victim.url, RUNNING) == 0 and time.monotonic() < deadline:
+            # Let the victim start generating (its metrics can lag its engine a little), for at most a
+            # few seconds: 12 requests of 1,200 tokens take it far longer. The metrics are read off the
+            # event loop, which keeps reading the streams meanwhile.
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    if await asyncio.wait_for(asyncio.to_thread(server_metric, victim.url, RUNNING), 1):
+                        break
                 await asyncio.sleep(0.1)
+            # Frozen first, so what it still owes is counted before it could send any more of it.
+            os.killpg(victim.process.pid, signal.SIGSTOP)
             in_flight_on_victim = next(s.outstanding for s in engine.status() if s.url == victim.url)
             os.killpg(victim.process.pid, signal.SIGKILL)
             outs = await asyncio.gather(*tasks)
