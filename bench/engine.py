@@ -28,7 +28,7 @@ from tessy.engines.servers import (
     CPU_BLOCK_SIZE,
     ServerGroup,
     ServerSpec,
-    cpu_workarounds,
+    cpu_batch_budget,
     is_cpu_build,
     vllm_python,
 )
@@ -125,11 +125,9 @@ def bench_offline(model: Path, texts: list[str], args: argparse.Namespace, sampl
         # The server's scheduler and cache settings, so both sides batch alike (servers.cpu_workarounds).
         scheduler = {}
         if is_cpu_build(vllm_python()):
-            flags = cpu_workarounds(ServerSpec(model, max_model_len=args.max_model_len))
-            budget = int(flags[flags.index("--max-num-batched-tokens") + 1])
             scheduler = {
                 "enable_chunked_prefill": False,
-                "max_num_batched_tokens": budget,
+                "max_num_batched_tokens": cpu_batch_budget(args.max_model_len),
                 "block_size": CPU_BLOCK_SIZE,
             }
         config.write_text(

@@ -182,10 +182,15 @@ def cpu_workarounds(spec: ServerSpec) -> list[str]:
     return [
         "--no-enable-chunked-prefill",
         "--max-num-batched-tokens",
-        str(max(spec.max_model_len, 2048)),
+        str(cpu_batch_budget(spec.max_model_len)),
         "--block-size",
         str(CPU_BLOCK_SIZE),
     ]
+
+
+def cpu_batch_budget(max_model_len: int) -> int:
+    """Tokens a CPU server's step may take: a whole prompt, since prefill is never chunked there."""
+    return max(max_model_len, 2048)
 
 
 def server_command(spec: ServerSpec, port: int, python: Path) -> list[str]:
