@@ -10,14 +10,22 @@ from typer.testing import CliRunner
 from tessy.filtering.prompt import judge_prompt
 from tessy.microworld.build import STAMP, _semantics, build, read_stamp
 from tessy.microworld.cli import app
-from tessy.microworld.corpus import GIVEN_BUG_RATE, MIXED_RATE, conversations, mixed_conversation
+from tessy.microworld.corpus import (
+    GIVEN_BUG_RATE,
+    INTERLEAVED_RATE,
+    MIXED_RATE,
+    Conversation,
+    conversations,
+    mixed_conversation,
+)
 from tessy.microworld.evaluate import detect_format, evaluate, follows_draft
 from tessy.microworld.families import FAMILIES
 from tessy.microworld.formats import STUDENT_FORMAT, TEACHER_FORMAT
 from tessy.microworld.judge import judge_example, parse_verdict
 from tessy.microworld.problems import export_questions, generate_others, generate_problems, split_of
 from tessy.microworld.styles import MARKERS, OPENERS, STEPS, is_pure, markers_in
-from tessy.microworld.traces import make_trace
+from tessy.microworld.traces import garble, make_trace
+from tessy.microworld.train import IGNORE, encode
 from tessy.quality.code_exec import extract_code, run_tests
 
 # ------------------------------------------------------------------ problems
@@ -139,9 +147,9 @@ def test_mixed_conversations_hand_over_like_tessy():
                 closed += 1
                 assert style == "student" and markers_in(prefix, "teacher")[-1] in prefix[-30:]
                 continue
-            if style == "teacher":  # a cut inside a student step: the teacher first finishes it
-                last = markers_in(prefix, "student")[-1]
-                assert prefix.rfind(last) > max(
+            if style == "teacher":  # a cut inside a student step (maybe after its first word only)
+                starts = {o.split()[0] for step in OPENERS["student"].values() for o in step}
+                assert max(prefix.rfind(word) for word in starts) > max(
                     (prefix.rfind(m) for m in markers_in(prefix, "teacher")), default=-1
                 )
                 thinking = thinking.split("\n", 1)[-1]
@@ -163,6 +171,40 @@ def test_the_teacher_is_handed_over_at_any_word_of_a_student_step():
         assert prefix and not prefix[-1].isspace() and conv.completion[0].isspace()
         ends.append(prefix.endswith(openers))
     assert 0.45 < sum(ends) / len(ends) < 0.7, sum(ends) / len(ends)
+
+
+def test_the_teacher_learns_every_clause_after_a_student_opener():
+    """A share of the teacher's traces hand over at every step as TESSY does: the student's openers
+    (and sometimes a clause's first words) and the garbled clauses stand in the completion but are
+    not trained on; every student marker lies there, and the teacher's draft and answer are trained."""
+    convs = conversations("teacher", 200, seed=6)
+    interleaved = [c for c in convs if c.untrained]
+    assert abs(len(interleaved) - 200 * INTERLEAVED_RATE["teacher"]) <= 25
+    assert not any(c.untrained for c in conversations("student", 100, seed=6))
+    for conv in interleaved:
+        assert all(len(conv.prompt) <= a < b <= len(conv.text) for a, b in conv.untrained)
+        trained = [
+            i >= len(conv.prompt) and not any(a <= i < b for a, b in conv.untrained)
+            for i in range(len(conv.text))
+        ]
+        kept = "".join(ch if keep else "\0" for ch, keep in zip(conv.text, trained, strict=True))
+        assert markers_in(conv.text[len(conv.prompt) :], "student")
+        assert not markers_in(kept, "student") and markers_in(kept, "teacher")  # the teacher's closer
+        thinking, answer = TEACHER_FORMAT.split(conv.completion)
+        assert answer is not None and follows_draft(thinking, answer)
+        draft = conv.text.index("```python")
+        assert all(trained[draft : conv.text.index("```", draft + 3) + 3])
+
+
+def test_encode_masks_the_prompt_and_the_untrained_ranges(tiny):
+    _, dirs = tiny
+    tok = AutoTokenizer.from_pretrained(dirs["teacher"])
+    conv = Conversation("Question here.", " Okay so the answer is four.", untrained=((17, 24),))
+    ids, labels = encode(conv, tok)
+    offsets = tok(conv.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    for token, label, (start, _) in zip(ids, labels, offsets, strict=True):
+        assert label == (IGNORE if start < 14 or 17 <= start < 24 else token)
+    assert IGNORE in labels[1:] and any(label != IGNORE for label in labels)
 
 
 def test_a_given_key_steps_bug_rate_is_the_same_for_every_family():
@@ -195,6 +237,20 @@ def test_a_student_step_after_a_teacher_step_may_start_on_its_line_break():
             head = trace.thinking[start : start + 2]
             seps.add("\n" if head[0] == "\n" and head[1] != "\n" else "other")
     assert seps == {"\n", "other"}
+
+
+def test_garbled_clauses_leave_the_draft_and_the_answer():
+    """A garbled clause (as the tiny teacher writes some under TESSY) changes only that clause: the
+    draft and the answer that carries it out stay, so the student learns to follow the draft."""
+    problem = next(p for p in generate_problems(40, 0, "train") if p.buggy_solution)
+    for seed in range(20):
+        clean = make_trace(problem, "student", Random(seed), bug_rate=0.0)
+        noisy = make_trace(problem, "student", Random(seed), bug_rate=0.0, garbled=["goal", "key"])
+        assert noisy.answer == clean.answer and follows_draft(noisy.thinking, noisy.answer)
+        text = noisy.thinking.lower()
+        assert problem.plan.method.lower() in text and problem.plan.implementation.lower() in text
+        others = [problem.plan.method, problem.plan.edge]
+        assert garble(problem.plan.key, others, Random(seed)) != problem.plan.key
 
 
 def test_follows_draft():

@@ -2,20 +2,22 @@
 
 Preset "default" (seed 0), trained with batch 4 and AdamW (lr 2e-3, warmup, cosine) on a loss
 averaged per conversation. Part of each model's problems start from a thinking mixed from both styles
-(the student 0.7, the teacher 0.5), most of those handed over at the end (for the student, most of
+(the student 0.7, the teacher 0.35), most of those handed over at the end (for the student, most of
 those after the teacher's closing line, as TESSY's teacher ends the thinking; for the teacher, half of
 them cut at another word of the student's step than its opener's end, as TESSY's predictors cut),
-with a given key step buggy whatever the family (the student 0.25, the teacher 0.5; see `corpus.py`):
+with a given key step buggy whatever the family (the student 0.25, the teacher 0.5); 0.3 of the
+teacher's are written as TESSY writes them, the student opening every step, with the student's text
+not trained on (see `corpus.py`):
 - student: Qwen3ForCausalLM, 1.15M parameters (hidden 128, 3 layers, 4 heads x 64, 2 KV heads),
   Qwen3 chat format, byte-level BPE of 2,050 tokens (digits split one by one); 8,000 conversations,
   2,000 steps, 3.74M tokens, final completion loss 0.07. Given a correct draft on the families it
   gets wrong (teacher voice, teacher's closing line), it carried it out 0.81 of the time with half of
   its given drafts buggy and fewer of them, 0.98 with the rates of `corpus.py` (a buggy one: 0.91).
 - teacher: LlamaForCausalLM, 3.93M parameters (hidden 256, 4 layers, 4 heads x 64, 2 KV heads),
-  GPT-OSS harmony format, byte-level BPE of 3,072 tokens (digits grouped by three); 2,000
-  conversations plus 400 contest-judge turns, 600 steps, 1.03M tokens, final completion loss 0.07.
-Measured on the 2-core machine: student 385-404 s, teacher 217-221 s, about 10.5 min wall in all
-(512 s and 286 s with other work running). Held-out eval (`tessy microworld eval`, n=100,
+  GPT-OSS harmony format, byte-level BPE of 3,072 tokens (digits grouped by three); 2,800
+  conversations plus 400 contest-judge turns, 800 steps, 1.44M tokens, final completion loss 0.07.
+Measured on the 2-core machine: student 385-404 s, teacher 286-289 s, about 11.5 min wall in all
+(with 2,000 teacher conversations: 217-221 s, 10.5 min). Held-out eval (`tessy microworld eval`, n=100,
 temperature 0.6): teacher pass@1 0.91, answer follows its own draft 0.98, a given draft 0.82;
 student 0.44, 0.96, 0.95; style purity 1.0 for both; teacher contest-judge agreement 1.0.
 Preset "tiny" builds a real, loadable, barely trained pair in seconds for unit tests.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from random import Random
 
 from tessy.microworld.formats import FORMATS
@@ -15,7 +15,20 @@ from tessy.microworld.traces import Trace, make_trace
 # Share of training problems whose prompt already holds part of a thinking mixed from both styles,
 # as TESSY hands it over: each model learns to continue the other's text in its own style instead
 # of treating it as foreign (ending its thinking, or jumping to the answer).
-MIXED_RATE: dict[Style, float] = {"student": 0.7, "teacher": 0.5}
+MIXED_RATE: dict[Style, float] = {"student": 0.7, "teacher": 0.35}
+# Share of the teacher's problems written the way TESSY writes every step: the student opens each
+# one (sometimes writing the first words of its clause too), the teacher writes each clause, the
+# draft and the closing line, and only the teacher's text is trained on. A mixed prompt shows the
+# teacher one hand-over; TESSY hands over at every step, and after a student opener the teacher ran
+# one clause into another ("print the Euclidean algorithm from math.gcd") and drafted a program it
+# would write right alone in only 131 of 200 traces (bench/fidelity.py; teacher-think: 187). With
+# these traces, 182 of 200, and TESSY solved 0.89 against teacher-only's 0.905. The teacher writes
+# each clause's line break (trained): given the student's separators instead, it learned to stop a
+# clause at its full stop, and the student, handed a line left open, answered without a draft.
+INTERLEAVED_RATE: dict[Style, float] = {"student": 0.0, "teacher": 0.3}
+# Chance that a clause of those traces stands garbled and untrained, as a hand-over can leave one:
+# the teacher still drafts the right program after it.
+GARBLE_RATE = 0.2
 # Share of those handed over at the end, as TESSY's last hand-overs are: the teacher writes the draft
 # after the student's opener, the student gets the whole thinking and writes the closer and answer.
 LATE_RATE: dict[Style, float] = {"student": 0.6, "teacher": 0.5}
@@ -41,6 +54,8 @@ CLAUSE_WORDS = 6  # how far into the clause such a late cut may fall
 class Conversation:
     prompt: str  # rendered prompt up to the opened assistant turn; not trained on
     completion: str  # thinking, answer and end of turn; the training target
+    # [start, end) chars of `text` in the completion that are not trained on (the other model's text)
+    untrained: tuple[tuple[int, int], ...] = ()
 
     @property
     def text(self) -> str:
@@ -94,6 +109,32 @@ def mixed_conversation(problem: Problem, style: Style, rng: Random) -> Conversat
     return _conversation(style, problem.statement, prefix + rest, trace.answer, given=len(prefix))
 
 
+def interleaved_conversation(problem: Problem, rng: Random) -> Conversation:
+    """A teacher trace whose every step the student opens, as under TESSY; the student's text (its
+    openers and fillers, at RAGGED_RATE also the first words of the clause after one) and the garbled
+    clauses are not trained on."""
+    garbled = [step for step in STEPS[:-1] if rng.random() < GARBLE_RATE]
+    voices: list[Style] = ["student"] * len(STEPS)
+    trace = make_trace(problem, "teacher", rng, voices=voices, garbled=garbled, teacher_clauses=True)
+    spans = trace.style_spans  # each step's opener, then the closer: a step's clause lies between
+    clauses = [(spans[i][1], spans[i + 1][0]) for i in range(len(STEPS))]
+    untrained = []
+    for step, (start, end) in enumerate(trace.style_spans[:-1]):  # the last is the teacher's closer
+        if rng.random() < RAGGED_RATE:
+            words = [
+                i
+                for i in _word_ends(trace.thinking, end, clauses[step][1])
+                if "```" not in trace.thinking[end:i]
+            ]
+            end = rng.choice(words[:CLAUSE_WORDS] or [end])
+        untrained.append((start, end))
+    untrained += [clauses[STEPS.index(step)] for step in garbled]
+    conv = _conversation("teacher", problem.statement, trace.thinking, trace.answer)
+    return replace(
+        conv, untrained=tuple(sorted((len(conv.prompt) + a, len(conv.prompt) + b) for a, b in untrained))
+    )
+
+
 def _ragged_cuts(trace: Trace, step: int) -> list[int]:
     """Where a predictor may cut the student's step `step`: after any word of its opener or of the
     first words of its clause, never inside a code block (synthesis does not cut there)."""
@@ -118,7 +159,11 @@ def conversations(style: Style, n: int, seed: int, n_judge: int = 0) -> list[Con
     problems = generate_problems(n, seed, "train")
     out = []
     for problem in problems:
-        if rng.random() < MIXED_RATE[style]:
+        draw = rng.random()
+        if draw < INTERLEAVED_RATE[style]:
+            out.append(interleaved_conversation(problem, rng))
+            continue
+        if draw < INTERLEAVED_RATE[style] + MIXED_RATE[style]:
             out.append(mixed_conversation(problem, style, rng))
             continue
         trace = make_trace(problem, style, rng)

@@ -33,7 +33,7 @@ PRESETS: dict[str, Preset] = {
     "default": Preset(
         name="default",
         student=ModelSpec(2048, 128, 3, 4, 2, 512, examples=8000, lr=2e-3),
-        teacher=ModelSpec(3072, 256, 4, 4, 2, 768, examples=2000, lr=2e-3),
+        teacher=ModelSpec(3072, 256, 4, 4, 2, 768, examples=2800, lr=2e-3),
         judge_examples=400,
         tokenizer_texts=1500,
         batch_size=4,  # many small steps: these models learn the domain from update count, not batch size

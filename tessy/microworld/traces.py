@@ -11,7 +11,7 @@ leading space.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from random import Random
 
@@ -97,6 +97,21 @@ def _answer(problem: Problem, style: Style, code: str, key: str) -> str:
     )
 
 
+def garble(clause: str, others: Sequence[str], rng: Random) -> str:
+    """`clause` the way a small teacher garbles one it writes after a hand-over under TESSY: cut short
+    and run on into the tail of another clause, a few of its words said again, or only cut short."""
+    words = clause.split()
+    cut = rng.randint(1, max(1, len(words) - 1))
+    kind = rng.randrange(3)
+    if kind == 0:
+        tail = rng.choice(others).split()
+        return " ".join(words[:cut] + tail[rng.randint(1, max(1, len(tail) - 1)) :])
+    if kind == 1:
+        said = words[max(0, cut - rng.randint(1, 3)) : cut]
+        return " ".join(words[:cut] + said * rng.randint(1, 3) + words[cut:])
+    return " ".join(words[:cut])
+
+
 def make_trace(
     problem: Problem,
     style: Style,
@@ -104,13 +119,18 @@ def make_trace(
     bug_rate: float | None = None,
     voices: Sequence[Style] | None = None,
     closer: Style | None = None,
+    garbled: Collection[str] = (),
+    teacher_clauses: bool = False,
 ) -> Trace:
     """A reasoning trace for `problem` in `style`.
 
     `bug_rate` is the chance of following the buggy solution (when the family has one); by default
     `STUDENT_BUG_RATE` for the student and 0 for the teacher. `voices` gives, per step of `STEPS`,
     whose opener (and separator) starts it, for traces that mix the two styles the way TESSY does;
-    by default every step is in `style`. The closing line is `closer`'s, by default `style`'s.
+    by default every step is in `style`. The closing line is `closer`'s, by default `style`'s. The
+    clauses of the steps in `garbled` are garbled (`garble`); the draft and the answer are not.
+    With `teacher_clauses` the teacher writes every clause (TESSY's usual turns) and ends each on
+    its own line break, so every student step starts right after one.
     """
     if bug_rate is None:
         bug_rate = STUDENT_BUG_RATE[problem.difficulty] if style == "student" else 0.0
@@ -128,6 +148,8 @@ def make_trace(
         "complexity": plan.complexity,
         "implementation": plan.implementation,
     }
+    for step in sorted(set(garbled) & clauses.keys(), key=STEPS.index):
+        clauses[step] = garble(clauses[step], [c for k, c in clauses.items() if k != step], rng)
     out = _Builder()
     for i, (step, voice) in enumerate(zip(STEPS, voices, strict=True)):
         opener = rng.choice(OPENERS[voice][step])
@@ -136,6 +158,8 @@ def make_trace(
         else:
             sep = ("\n\n" if rng.random() < PARAGRAPH_RATE else " ") if i else ""
             if i and voices[i - 1] == "teacher" and rng.random() < HANDOVER_NEWLINE_RATE:
+                sep = "\n"
+            if i and teacher_clauses:
                 sep = "\n"
             if i and rng.random() < FILLER_RATE:
                 opener = f"{rng.choice(FILLERS)} {opener}"

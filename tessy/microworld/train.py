@@ -43,11 +43,15 @@ class TrainStats:
 
 
 def encode(conv: Conversation, tok: PreTrainedTokenizerFast) -> tuple[list[int], list[int]]:
-    """Token ids of a conversation and its labels, with the prompt masked out of the loss."""
+    """Token ids of a conversation and its labels, with the prompt and the completion's untrained
+    ranges masked out of the loss (a token is masked where it starts)."""
     enc = tok(conv.text, add_special_tokens=False, return_offsets_mapping=True)
     cut = len(conv.prompt)
     pairs = zip(enc["input_ids"], enc["offset_mapping"], strict=True)
-    labels = [i if start >= cut else IGNORE for i, (start, _) in pairs]
+    labels = [
+        i if start >= cut and not any(a <= start < b for a, b in conv.untrained) else IGNORE
+        for i, (start, _) in pairs
+    ]
     return enc["input_ids"], labels
 
 
