@@ -227,8 +227,10 @@ def test_synthesis_and_qa_on_ray_with_s3_storage_equal_threads(
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     # One sample at a time per part: the in-process engines seed torch's global RNG, which two
     # samples on one process's threads would share.
-    synthesis = {**TWO_QUESTIONS_A_NIGHT, "max_thinking_tokens": 64, "max_answer_tokens": 32, "limit": 3}
-    synthesis["concurrency"] = 1
+    # The tiny pair is barely trained and most of its samples run over small caps: three tries each
+    # and room for a 64-token answer leave traces for QA to score.
+    synthesis = {**TWO_QUESTIONS_A_NIGHT, "max_thinking_tokens": 64, "max_answer_tokens": 64, "limit": 3}
+    synthesis |= {"concurrency": 1, "max_attempts": 3}
     results = {}
     for name, extra in {
         "threads": {},
