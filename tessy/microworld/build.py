@@ -18,7 +18,7 @@ not trained on (see `corpus.py`):
   conversations plus 400 contest-judge turns, 800 steps, 1.44M tokens, final completion loss 0.07.
 Measured on the 2-core machine: student 385-404 s, teacher 286-289 s, about 11.5 min wall in all
 (with 2,000 teacher conversations: 217-221 s, 10.5 min). Held-out eval (`tessy microworld eval`, n=100,
-temperature 0.6): teacher pass@1 0.91, answer follows its own draft 0.98, a given draft 0.82;
+temperature 0.6): teacher pass@1 0.90, answer follows its own draft 0.99, a given draft 0.87;
 student 0.44, 0.96, 0.95; style purity 1.0 for both; teacher contest-judge agreement 1.0.
 Preset "tiny" builds a real, loadable, barely trained pair in seconds for unit tests.
 

@@ -54,7 +54,7 @@ CLAUSE_WORDS = 6  # how far into the clause such a late cut may fall
 class Conversation:
     prompt: str  # rendered prompt up to the opened assistant turn; not trained on
     completion: str  # thinking, answer and end of turn; the training target
-    # [start, end) chars of `text` in the completion that are not trained on (the other model's text)
+    # [start, end) chars of `text` in the completion not trained on: the other model's text, garbled clauses
     untrained: tuple[tuple[int, int], ...] = ()
 
     @property
