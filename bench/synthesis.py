@@ -19,6 +19,12 @@ a finished trace) and `accounted_vs_server` (those generated tokens over the ser
 `vllm:generation_tokens_total` delta for the run; below 1 by the tokens a server generated after a
 stream was closed), and `prefix_cache_hit_rate` (prompt tokens found in the servers' prefix caches
 over those looked up, from their `vllm:prefix_cache_*` counters).
+
+And what the servers spent: their processes' CPU seconds (/proc), engine steps and prefilled prompt
+tokens. Each model's server has one core here, and the bench's process (the coordinator and the
+predictors) shares them: `stream_vs_teacher_only_cpu_bound` is the ratio stream mode would reach if
+that process cost nothing and its servers' CPU time filled both cores evenly, the most it can reach
+on this machine.
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ def synthesizer(models, urls, predictor_dirs, mode: str) -> Synthesizer:
 @dataclass(frozen=True)
 class Run:
     tok_s: float
+    tokens: int  # of finished responses, as tok_s counts them
     failed: int
     generated: int  # by the traces' accounting: every attempt, each model's tokenizer
     kept: int  # of those, kept in finished traces
@@ -94,28 +101,39 @@ class Run:
     server: float  # the servers' own count of generated tokens over the run
     cache_queries: float  # prompt tokens the servers looked up in their prefix caches over the run
     cache_hits: float  # of those, found there (not computed again)
+    steps: float  # engine steps the servers ran
+    server_cpu: float  # CPU seconds the servers' processes used
 
 
-# The servers' counters a run reads before and after: generated tokens, prefix-cache lookups and hits.
-COUNTERS = ("vllm:generation_tokens_total", "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total")
+# The servers' counters a run reads before and after: generated tokens, prefix-cache lookups and hits,
+# engine steps.
+COUNTERS = (
+    "vllm:generation_tokens_total",
+    "vllm:prefix_cache_queries_total",
+    "vllm:prefix_cache_hits_total",
+    "vllm:iteration_tokens_total_count",
+)
 
 
-def server_counters(urls: dict[str, list[str]]) -> list[float]:
-    """Each of COUNTERS summed over every server."""
-    return [sum(server_metric(url, name) for group in urls.values() for url in group) for name in COUNTERS]
+def server_counters(group: ServerGroup) -> list[float]:
+    """Each of COUNTERS, then the CPU seconds of the servers' processes, summed over every server."""
+    counters = [sum(server_metric(s.url, name) for s in group.servers) for name in COUNTERS]
+    return [*counters, sum(s.cpu_seconds() for s in group.servers)]
 
 
 def run_scheduled(
-    synth: Synthesizer, questions: list[str], method: str, name: str, urls: dict[str, list[str]]
+    synth: Synthesizer, questions: list[str], method: str, name: str, group: ServerGroup
 ) -> Run:
     jobs = [Job(f"{name}-{i}", f"q{i}", q, method) for i, q in enumerate(questions)]
     writer = ShardWriter(WORK / "shards" / f"{name}-{time.time_ns()}", shard_size=10_000)
-    before = server_counters(urls)
+    before = server_counters(group)
     start = time.perf_counter()
     stats = asyncio.run(run_jobs(synth, jobs, writer, concurrency=len(jobs), show_progress=False))
     seconds = time.perf_counter() - start
     time.sleep(2)  # closed streams wind down on the servers
-    server, queries, hits = (after - b for after, b in zip(server_counters(urls), before, strict=True))
+    server, queries, hits, steps, cpu = (
+        after - b for after, b in zip(server_counters(group), before, strict=True)
+    )
     traces = read_shards(writer.folder)[0].to_pylist()
     ok = [t for t in traces if t["status"] == "ok"]
     generated = sum(t["n_generated_tokens"] for t in traces)
@@ -123,7 +141,18 @@ def run_scheduled(
     wasted = sum(t["n_wasted_tokens"] for t in ok)
     kept = sum(t["n_generated_tokens"] - t["n_failed_tokens"] - t["n_wasted_tokens"] for t in ok)
     return Run(
-        stats.tokens / seconds, stats.failed, generated, kept, failed_attempts, wasted, server, queries, hits
+        stats.tokens / seconds,
+        stats.tokens,
+        stats.failed,
+        generated,
+        kept,
+        failed_attempts,
+        wasted,
+        server,
+        queries,
+        hits,
+        steps,
+        cpu,
     )
 
 
@@ -232,14 +261,14 @@ def main(
             [p.statement for p in generate_problems(warmup, seed=10, split="eval")],
             "tessy",
             "w",
-            urls,
+            group,
         )
         lockstep = synthesizer(models, urls, predictor_dirs, "fixed-k")
         whole = {r: BoundaryPredictor(path, incremental=False) for r, path in predictor_dirs.items()}
         ours = {r: w.boundary.predictor for r, w in lockstep.writers.items()}
         for i in range(rounds):
-            a = run_scheduled(stream, texts, "teacher-only", f"a{i}", urls)
-            b = run_scheduled(stream, texts, "tessy", f"b{i}", urls)
+            a = run_scheduled(stream, texts, "teacher-only", f"a{i}", group)
+            b = run_scheduled(stream, texts, "tessy", f"b{i}", group)
             tok_s["teacher_only"].append(a.tok_s)
             tok_s["stream"].append(b.tok_s)
             failed.append(b.failed)
@@ -251,6 +280,11 @@ def main(
         f"stream_vs_{base}": [b / c for b, c in zip(tok_s["stream"], tok_s[base], strict=True)]
         for base in ("teacher_only", "lockstep", "lockstep_incremental")
     }
+    cores = sum(spec.cpus_per_replica * spec.replicas for spec in specs)
+    ratios["stream_vs_teacher_only_cpu_bound"] = [
+        b.tokens / (b.server_cpu / cores) / a.tok_s
+        for a, b in zip(runs["teacher_only"], runs["stream"], strict=True)
+    ]
     result = {
         "questions": questions,
         "rounds": rounds,
@@ -274,9 +308,10 @@ def main(
 def _accounting(runs: list[Run]) -> dict[str, object]:
     """Over all rounds of one method: generated per kept, accounted over the servers' count, the
     share of prompt tokens the servers' prefix caches held (`--enable-prefix-caching`: each TESSY
-    re-prompt shares the whole text so far with the model's previous request), and the share of
+    re-prompt shares the whole text so far with the model's previous request), the share of
     generated tokens kept, rolled back after a cut, spent on failed attempts, and not seen by the
-    client at all (the servers' count beyond the accounted one)."""
+    client at all (the servers' count beyond the accounted one), and the servers' CPU seconds,
+    engine steps and prompt tokens computed (not found in a prefix cache)."""
     generated, server = sum(r.generated for r in runs), sum(r.server for r in runs)
     kept = sum(r.kept for r in runs)
     queries, hits = sum(r.cache_queries for r in runs), sum(r.cache_hits for r in runs)
@@ -290,6 +325,11 @@ def _accounting(runs: list[Run]) -> dict[str, object]:
             "after_cut": sum(r.wasted for r in runs),
             "failed_attempts": sum(r.failed_attempts for r in runs),
             "unaccounted": round(server - generated),
+        },
+        "servers": {
+            "cpu_s": round(sum(r.server_cpu for r in runs), 1),
+            "engine_steps": round(sum(r.steps for r in runs)),
+            "prefilled_tokens": round(queries - hits),
         },
     }
 

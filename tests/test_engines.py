@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -26,6 +27,7 @@ from tessy.engines.servers import (
     ServerError,
     ServerGroup,
     ServerSpec,
+    group_cpu_seconds,
     serve_forever,
     start_failure_hint,
     untied_checkpoint,
@@ -444,6 +446,29 @@ def test_server_group_starts_replicas_and_stops_their_process_groups(tmp_path: P
     assert "--served-model-name m --max-model-len 128" in logs[0] and "--enable-prefix-caching" in logs[0]
     assert not any(s.alive() for s in group.servers)
     assert not any(_alive(pid) for pid in children)
+
+
+def test_group_cpu_seconds_counts_the_groups_processes_and_threads_only() -> None:
+    # A new session: a process (its own group) whose child and second thread each spin for 0.4 s of CPU.
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"
+    code = (
+        "import subprocess, sys, threading\n"
+        f"child = subprocess.Popen([sys.executable, '-c', {spin!r}])\n"
+        f"thread = threading.Thread(target=exec, args=({spin!r},))\n"
+        "thread.start(); thread.join(); child.wait(); print('done', flush=True); sys.stdin.read()\n"
+    )
+    own = group_cpu_seconds(os.getpgid(0))
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert process.stdout.readline() == b"done\n"
+        # The thread's 0.4 s and the interpreter's start; the child has exited: no longer counted.
+        assert 0.4 <= group_cpu_seconds(process.pid) < 2.0
+    finally:
+        process.communicate(b"")
+    assert group_cpu_seconds(process.pid) == 0  # no live process left in the group
+    assert group_cpu_seconds(os.getpgid(0)) - own < 0.4  # this test's group did not spin
 
 
 def test_serve_forever_prints_endpoints_and_fails_when_a_server_dies(tmp_path: Path) -> None:

@@ -120,6 +120,11 @@ class Server:
             return False
         return True
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) this server's live processes have used so far: the API server,
+        the engine core and its workers. Linux only (/proc)."""
+        return group_cpu_seconds(self.process.pid)
+
     def stop(self, timeout: float = 30.0) -> None:
         """Stop this server's process group: SIGTERM, then SIGKILL for whatever is left after timeout.
         The whole group, because engine workers can outlive a crashed API server."""
@@ -133,6 +138,20 @@ class Server:
                 time.sleep(0.1)
         if self.alive():
             raise ServerError(f"process group {self.process.pid} of {self.url} survived SIGKILL")
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user and system, in seconds) used so far by the live processes of process group
+    `pgid`, all their threads included, from /proc/PID/stat."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):  # a process may exit between the listing and the read
+            # After the command name (which may hold spaces and parentheses): state, ppid, pgrp, ...,
+            # utime and stime, fields 12 and 13 counted from the state.
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[2]) == pgid:
+                ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def vllm_python() -> Path:
