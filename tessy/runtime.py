@@ -99,6 +99,10 @@ class Model:
         )
 
     def count_tokens(self, text: str) -> int:
+        # A fast tokenizer's backend directly: synthesis counts every kept span, and the transformers
+        # call around the backend adds a third (a 50-word text: 46 us against 35).
+        if backend := getattr(self.tokenizer, "backend_tokenizer", None):
+            return len(backend.encode(text, add_special_tokens=False))
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 
 

@@ -161,6 +161,14 @@ def test_failed_traces_are_tried_again_on_later_nights(tmp_path, tiny_models):
     assert third["jobs"] == 4 and len(traces()) == 8
 
 
+def test_count_tokens_is_the_tokenizers_own_count(tmp_path, tiny_models):
+    cfg = load_config(pipeline_config(tmp_path, tiny_models))
+    text = "<think>\nWe need the gcd.\n```python\nprint(a  +  b)\n```\n</think>\n\nünï 漢字 <|im_end|>"
+    for role in ("student", "teacher"):
+        model = load_model(cfg, role)
+        assert model.count_tokens(text) == len(model.tokenizer(text, add_special_tokens=False).input_ids) > 9
+
+
 def write_traces(cfg, methods=("tessy", "student-only"), n_questions=4):
     """Well-formed traces (microworld reference reasoning) for the first contest questions."""
     tokenizer = load_model(cfg, "student").tokenizer
