@@ -566,6 +566,17 @@ def test_failed_attempt_is_retried_with_a_new_seed():
     assert student.params[0].seed != student.params[1].seed
 
 
+def test_an_answer_that_closes_a_thinking_again_stops_there_and_fails_its_attempt():
+    """The answer's stream stops at the marker, not at its token cap: its 4 words count as failed."""
+    runaway = "print(3)\n</think>\n\nprint(3) print(3) print(3)<eos>"
+    synth, student, _, _ = make(["We add.</think>", runaway, "We add.</think>", "print(3)<eos>"], [])
+    synth.writers["student"].boundary = None
+    trace = run(synth, method="student-only")
+    assert trace.status == "ok" and trace.attempts == 2 and trace.answer == "print(3)"
+    assert student.finishes == ["cut", "cut", "cut", "stop"]  # thinking, answer, thinking, answer
+    assert trace.cost["student"] == AuthorCost(generated=3, wasted=0, requests=2, failed=2 + 2)
+
+
 def test_every_generated_token_is_counted_failed_attempts_included():
     loop = "Okay, let's see again. " * 10  # 40 words
     synth, *_ = make([loop, "We add.</think>", "ok<eos>"], [], mode="fixed-k", loop_ngram=(3, 10))

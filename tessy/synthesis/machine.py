@@ -399,11 +399,20 @@ class Synthesizer:
     ) -> str:
         s = self.settings
         prompt = writer.family.answer_prompt(question, thinking)
+
+        def marker(text: str) -> int | None:
+            hit = writer.family.find_end(text)
+            return hit[1] if hit else None
+
+        # An answer that closes a thinking again has lost its way and runs on to its cap (none of 800
+        # finished answers in bench/fidelity.py holds a marker): its stream stops at the marker.
         completion = await writer.engine.complete(
-            prompt, replace(s.sampling, max_tokens=s.max_answer_tokens, seed=seed)
+            prompt, replace(s.sampling, max_tokens=s.max_answer_tokens, seed=seed), until=marker
         )
         cost[writer.name].generated += completion.n_tokens
         cost[writer.name].requests += 1
+        if completion.finish_reason == "cut":
+            raise SampleError(f"{writer.name}'s answer wrote an end-of-thinking marker")
         if completion.finish_reason == "length":
             raise SampleError(f"answer over {s.max_answer_tokens} tokens")
         answer = completion.text.strip()
