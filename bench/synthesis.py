@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import median
+from typing import Annotated
 
 import torch
 import typer
@@ -51,13 +52,22 @@ from tessy.runtime import synthesizer_from_config
 from tessy.synthesis.machine import Synthesizer, word_cut
 from tessy.synthesis.scheduler import Job, run_jobs
 from tessy.synthesis.shards import ShardWriter, read_shards
-from warehouse.predictors import PredictorRef
+from warehouse.db import open_warehouse
+from warehouse.predictors import PredictorRef, latest_predictors
 
 WORK = Path(".tessy/bench/synthesis")
 
 
-def predictors(models: dict[str, Path]) -> dict[str, Path]:
-    """One predictor per role, trained on the generator's own style spans (cached per model build)."""
+def predictors(models: dict[str, Path], warehouse: Path | None = None) -> dict[str, Path]:
+    """One predictor per role: the ones the pipeline last trained and registered in `warehouse` (a
+    night's, say), or else the bench's own, trained on the generator's own style spans (cached per
+    model build)."""
+    if warehouse is not None:
+        with open_warehouse(warehouse, read_only=True) as wh:
+            registered = latest_predictors(wh)
+        if set(registered) != {"student", "teacher"}:
+            raise typer.BadParameter(f"{warehouse} has no registered predictor for each role")
+        return {role: Path(ref.path) for role, ref in registered.items()}
     out = {}
     root = WORK / "predictors" / read_stamp(models["student"])["key"]
     for role in ("student", "teacher"):
@@ -228,13 +238,17 @@ def main(
     rounds: int = typer.Option(1, help="times to run all four; medians are printed"),
     warmup: int = typer.Option(16, help="other questions run through TESSY first, untimed"),
     predictor_threads: int = typer.Option(1, help="torch threads of the predictors in this process"),
+    predictors_from: Annotated[
+        Path | None,
+        typer.Option(help="a warehouse whose latest predictors to use (the demo's), not the bench's own"),
+    ] = None,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     # On a small CPU machine the cores belong to the servers: with 2 predictor threads on 2 cores each
     # forward fights their bound workers, and lock-step (which predicts while they wait) ran 1.7x slower.
     torch.set_num_threads(predictor_threads)
     models = build()
-    predictor_dirs = predictors(models)
+    predictor_dirs = predictors(models, predictors_from)
     # One core per model (they sit on separate GPUs in production); vLLM alone binds both to core 0.
     # Below the predictors in priority, as in configs/demo.yaml: they wait for them.
     specs = [
@@ -289,6 +303,7 @@ def main(
         "questions": questions,
         "rounds": rounds,
         "predictor_threads": predictor_threads,
+        "predictors": {role: str(path) for role, path in predictor_dirs.items()},
         "teacher_only_tok_s": round(median(tok_s["teacher_only"]), 1),
         "tessy_stream_tok_s": round(median(tok_s["stream"]), 1),
         "tessy_lockstep_tok_s": round(median(tok_s["lockstep"]), 1),
