@@ -4,7 +4,9 @@ import asyncio
 
 import pytest
 
+from tessy.boundary.cut import Cut
 from tessy.storage import Folder
+from tessy.synthesis.batching import BatchedBoundary
 from tessy.synthesis.records import Span, Trace
 from tessy.synthesis.scheduler import Job, run_jobs
 from tessy.synthesis.shards import ShardWriter, finished_ids, read_shards
@@ -135,3 +137,55 @@ def test_the_loader_keeps_each_trace_once_and_never_touches_a_finished_one(tmp_p
         ("c", "run-2", "ok", 1, "print(1)"),  # twice in one load: the finished attempt, once
     ]
     assert spans.rows() == [("a", 3, 3), ("b", 3, 3), ("c", 3, 3)]
+
+
+class RecordingPredictor:
+    """Records the keys of each batch it is asked; cuts nothing (or raises, when told to)."""
+
+    def __init__(self, error: Exception | None = None):
+        self.batches: list[list[str]] = []
+        self.error = error
+
+    def predict(self, requests):
+        self.batches.append([r.key for r in requests])
+        if self.error:
+            raise self.error
+        return [Cut(len(r.new), False) for r in requests]
+
+    def release(self, key):
+        pass
+
+
+def _ask(boundary: BatchedBoundary, key: str, after: float = 0.0):
+    async def ask():
+        await asyncio.sleep(after)
+        return await boundary.cut(key, "ctx", " new words", "student")
+
+    return ask()
+
+
+async def _gather(*calls):
+    return await asyncio.gather(*calls, return_exceptions=True)
+
+
+def test_batched_boundary_gathers_the_samples_that_ask_within_its_window():
+    predictor = RecordingPredictor()
+    boundary = BatchedBoundary(predictor, gather_s=0.1)
+    cuts = asyncio.run(_gather(*(_ask(boundary, f"s{i}") for i in range(3)), _ask(boundary, "late", 0.02)))
+    assert predictor.batches == [["s0", "s1", "s2", "late"]]
+    assert cuts == [Cut(len(" new words"), False)] * 4
+    # Without a window the first sample's forward starts before the late one asks.
+    predictor = RecordingPredictor()
+    boundary = BatchedBoundary(predictor, gather_s=0)
+    asyncio.run(_gather(_ask(boundary, "s0"), _ask(boundary, "late", 0.02)))
+    assert predictor.batches == [["s0"], ["late"]]
+
+
+def test_batched_boundary_asks_each_sample_once_a_forward_and_passes_errors_on():
+    predictor = RecordingPredictor()
+    boundary = BatchedBoundary(predictor, gather_s=0.01)
+    asyncio.run(_gather(_ask(boundary, "a"), _ask(boundary, "a"), _ask(boundary, "b")))
+    assert predictor.batches == [["a", "b"], ["a"]]
+    failing = BatchedBoundary(RecordingPredictor(ValueError("bad window")), gather_s=0.01)
+    results = asyncio.run(_gather(_ask(failing, "a"), _ask(failing, "b")))
+    assert [str(r) for r in results] == ["bad window", "bad window"]
