@@ -23,8 +23,13 @@ over those looked up, from their `vllm:prefix_cache_*` counters).
 And what the servers spent: their processes' CPU seconds (/proc), engine steps and prefilled prompt
 tokens. Each model's server has one core here, and the bench's process (the coordinator and the
 predictors) shares them: `stream_vs_teacher_only_cpu_bound` is the ratio stream mode would reach if
-that process cost nothing and its servers' CPU time filled both cores evenly, the most it can reach
-on this machine.
+that process cost nothing and its servers' CPU time filled both cores evenly. An estimate, not a
+ceiling: the servers' CPU time is measured beside that process, which slows them too.
+
+The bench trains predictors of its own (quick, from the generators' style spans) unless
+`--predictors-from` names a warehouse whose registered ones to use (after `make demo`:
+.tessy/warehouse.duckdb). Its own are weaker: about half of their TESSY thinkings end in a garbled,
+open code block, and the student's answer then often closes a thinking again and fails.
 """
 
 from __future__ import annotations

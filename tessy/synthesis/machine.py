@@ -404,8 +404,8 @@ class Synthesizer:
             hit = writer.family.find_end(text)
             return hit[1] if hit else None
 
-        # An answer that closes a thinking again has lost its way and runs on to its cap (none of 800
-        # finished answers in bench/fidelity.py holds a marker): its stream stops at the marker.
+        # An answer that closes a thinking again has lost its way, and often runs on to its cap (none
+        # of bench/fidelity.py's 800 finished answers holds a marker): its stream stops there.
         completion = await writer.engine.complete(
             prompt, replace(s.sampling, max_tokens=s.max_answer_tokens, seed=seed), until=marker
         )
