@@ -176,3 +176,43 @@ def test_switch_confidence_cuts_only_where_the_other_class_is_likely_enough(base
         sure.release("s")
     with pytest.raises(ValueError, match="switch_confidence"):
         BoundaryPredictor(base, device="cpu", switch_confidence=1.0)
+
+
+def test_torch_threads_narrow_while_any_block_runs_and_come_back_after_the_last():
+    import threading
+
+    import torch
+
+    from tessy.boundary.model import torch_threads
+
+    def in_a_new_thread() -> int:  # what a thread started now (the event loop's executor) works with
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        return seen[0]
+
+    original = torch.get_num_threads()
+    torch.set_num_threads(3)
+    entered, leave = threading.Barrier(2), threading.Event()
+
+    def part() -> None:  # a second synthesis part on a thread of its own
+        with torch_threads(1):
+            entered.wait()
+            leave.wait()
+
+    other = threading.Thread(target=part)
+    try:
+        with torch_threads(1):
+            other.start()
+            entered.wait()  # both blocks are in
+            assert in_a_new_thread() == 1
+        assert in_a_new_thread() == 1  # the first block has ended; the other still runs
+        leave.set()
+        other.join()
+        assert in_a_new_thread() == 3
+        with torch_threads(None):
+            assert in_a_new_thread() == 3
+    finally:
+        leave.set()
+        torch.set_num_threads(original)

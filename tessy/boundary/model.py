@@ -1,5 +1,8 @@
 """Loading a boundary predictor (a 2-label token classifier on a causal base) onto a device."""
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -18,6 +21,34 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+_narrowing = threading.Lock()
+_narrowed = {"blocks": 0, "before": 0}  # blocks inside torch_threads now; torch's threads before them
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to `n` for the block (None: left alone), and as they were once the
+    last of the blocks running at once has ended (synthesis parts may run on threads of one process).
+    torch keeps the number for the process and hands it to each thread at its first parallel work:
+    the block's own thread and the threads it starts (the event loop's, where predictors run) use
+    `n`; a thread that already works keeps its own."""
+    if n is None:
+        yield
+        return
+    with _narrowing:
+        if not _narrowed["blocks"]:
+            _narrowed["before"] = torch.get_num_threads()
+        _narrowed["blocks"] += 1
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        with _narrowing:
+            _narrowed["blocks"] -= 1
+            if not _narrowed["blocks"]:
+                torch.set_num_threads(_narrowed["before"])
 
 
 def inference_dtype(device: torch.device) -> torch.dtype:

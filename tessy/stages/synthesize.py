@@ -20,6 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from tessy.boundary.model import torch_threads
 from tessy.config import PipelineConfig
 from tessy.errors import StageNotReady
 from tessy.filtering.judges import filter_identity
@@ -132,16 +133,17 @@ def synthesize_part(
     writing finished traces to shards; `report` gets a progress line every half minute."""
     synthesizer = synthesizer_from_config(cfg, endpoints, _local_predictors(cfg, predictors))
     writer = ShardWriter(shard_folder(cfg), cfg.synthesis.shard_size)
-    return asyncio.run(
-        run_jobs(
-            synthesizer,
-            read_part(part),
-            writer,
-            concurrency=cfg.synthesis.concurrency,
-            show_progress=show_progress,
-            report=report,
+    with torch_threads(cfg.synthesis.predictor_threads):
+        return asyncio.run(
+            run_jobs(
+                synthesizer,
+                read_part(part),
+                writer,
+                concurrency=cfg.synthesis.concurrency,
+                show_progress=show_progress,
+                report=report,
+            )
         )
-    )
 
 
 def load(cfg: PipelineConfig, run_id: str) -> dict[str, int]:
