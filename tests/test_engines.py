@@ -151,7 +151,8 @@ class FakeServers:
     """Scripted OpenAI-compatible servers keyed by host; records every request."""
 
     def __init__(self, behaviour: dict[str, str], pieces: list[str] | None = None, delay: float = 0.0):
-        self.behaviour = behaviour  # host -> "ok" | "refuse" | "500" | "400"
+        # host -> "ok" | "refuse" | "500" | "400" | "drop" (its first stream breaks off after 2 events)
+        self.behaviour = behaviour
         self.pieces = pieces or ["Okay", ",", " let", "'s", " see", "."]
         self.delay = delay
         self.requests: list[tuple[str, dict]] = []
@@ -159,7 +160,7 @@ class FakeServers:
         self.open: dict[str, int] = dict.fromkeys(behaviour, 0)  # streams in flight per host
         self.peak: dict[str, int] = dict.fromkeys(behaviour, 0)
 
-    async def _stream(self, host: str, events: list[dict]):
+    async def _stream(self, host: str, events: list[dict], done: bool = True):
         self.open[host] += 1
         self.peak[host] = max(self.peak[host], self.open[host])
         for e in events:
@@ -167,7 +168,8 @@ class FakeServers:
             self.yielded += 1
             yield f"data: {json.dumps(e)}\n\n".encode()
         self.open[host] -= 1  # before the last event: the client may stop reading right after it
-        yield b"data: [DONE]\n\n"
+        if done:
+            yield b"data: [DONE]\n\n"
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
@@ -183,6 +185,9 @@ class FakeServers:
         if "prompt_logprobs" in body:  # vLLM: the prompt's own token at each position, none at the first
             scored = [None] + [{str(t): {"logprob": -t / 10, "rank": 1}} for t in body["prompt"][1:]]
             return httpx.Response(200, json={"choices": [{"text": "x", "prompt_logprobs": scored}]})
+        if mode == "drop":
+            self.behaviour[host] = "ok"
+            return httpx.Response(200, content=self._stream(host, _chunks(self.pieces)[:2], done=False))
         return httpx.Response(200, content=self._stream(host, _chunks(self.pieces)))
 
     def engine(self, **kw) -> OpenAIEngine:
@@ -273,6 +278,43 @@ def test_openai_until_woken_between_events_stops_the_stream_then(wakes: bool) ->
     out = run(go())
     assert out.finish_reason == "cut" and out.text == " "
     assert (out.n_tokens, fake.yielded) == ((1, 1) if wakes else (2, 2))
+
+
+class _Recorder:
+    """An `until` that never cuts and logs what it is fed, and each restart."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def restart(self) -> None:
+        self.log.append("restart")
+
+    def __call__(self, text: str) -> None:
+        self.log.append(text)
+
+
+def test_openai_stream_broken_off_is_retried_and_until_told_its_text_starts_over() -> None:
+    fake = FakeServers({"a": "drop"})
+    until = _Recorder()
+
+    async def go():
+        async with fake.engine(model="m", cooloff=0.01) as engine:
+            return await engine.complete("Q", Sampling(), until=until)
+
+    assert run(go()).text == "Okay, let's see."
+    assert until.log == [
+        "restart",
+        "Okay",
+        "Okay,",
+        "restart",
+        "Okay",
+        "Okay,",
+        "Okay, let",
+        "Okay, let's",
+    ] + [
+        "Okay, let's see",
+        "Okay, let's see.",
+    ]
 
 
 def test_openai_fails_over_and_takes_dead_endpoint_out() -> None:

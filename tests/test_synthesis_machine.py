@@ -11,8 +11,16 @@ import pytest
 from tessy.boundary.cut import Cut, code_blocks, find_cut
 from tessy.boundary.labels import CAPABILITY, STYLE
 from tessy.config import SynthesisConfig
-from tessy.engines.base import Completion, Sampling, ask_until
-from tessy.synthesis.machine import Settings, Synthesizer, Writer, find_loop, word_cut
+from tessy.engines.base import Completion, Sampling, ask_until, restart
+from tessy.synthesis.machine import (
+    Settings,
+    Synthesizer,
+    Writer,
+    _SingleAuthorCut,
+    _StreamCut,
+    find_loop,
+    word_cut,
+)
 from tessy.synthesis.records import AuthorCost
 from tessy.templates import GPT_OSS, QWEN3
 
@@ -608,6 +616,35 @@ def test_a_single_authors_marker_streamed_char_by_char_is_found():
     trace = run(synth, method="teacher-only")
     assert spans_of(trace) == [("teacher", "We add. Done."), ("teacher", "ans")]
     assert teacher.finishes == ["cut", "stop"]
+
+
+def test_a_single_authors_marker_is_found_in_a_retried_requests_shorter_text():
+    """The engine feeds a request retried on another endpoint from the start: its marker may lie
+    before where the broken-off stream's text was scanned to."""
+    until = _SingleAuthorCut(GPT_OSS, Settings(), "")
+    assert until("We add them and print the sum. " * 3) is None
+    restart(until)
+    text = "Done.assistantfinal x"
+    assert until(text) == GPT_OSS.find_end(text)[1]
+
+
+def test_a_stream_cut_judged_before_a_retry_is_dropped():
+    """A cut asked for on a broken-off stream's text is an offset into that text: the retried
+    request's text, fed from the start, is judged again, not cut there."""
+
+    async def predict(text: str) -> Cut:
+        return Cut(keep=len("Okay,"), switch=text.startswith("Okay,"))
+
+    async def go():
+        until = _StreamCut(predict, lambda text: (), QWEN3, Settings(check_every=1), lambda text: 0)
+        assert until("Okay, let") is None  # asks the predictor in the background
+        await asyncio.sleep(0)  # its answer, a switch after "Okay,", is back
+        restart(until)
+        assert until("We add") is None  # drops that answer, asks about this text
+        await asyncio.sleep(0)
+        return until("We add them")
+
+    assert asyncio.run(go()) is None
 
 
 def test_sample_fails_after_the_last_attempt_with_its_reasons():

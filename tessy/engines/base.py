@@ -13,13 +13,21 @@ FinishReason = Literal["stop", "length", "cut"]
 # Fed the text generated so far; returns (or awaits to) a char offset to stop at, or None to go on.
 # An `until` with a `wake` attribute (an asyncio.Event) is fed the same text again whenever it sets
 # that event: a decision it makes in the background between two streamed events stops the stream
-# then, not one event later (see `wake_of`).
+# then, not one event later (see `wake_of`). One with a `restart` method is told when the text starts
+# over (see `restart`).
 Until = Callable[[str], int | None | Awaitable[int | None]]
 
 
 def wake_of(until: Until | None) -> asyncio.Event | None:
     """The event `until` sets when it may answer differently on the text it was last fed, if any."""
     return getattr(until, "wake", None)
+
+
+def restart(until: Until | None) -> None:
+    """Tell `until` that the text it is fed starts over (a request retried on another endpoint), if it
+    keeps state about the text it was fed before: an offset into that text means nothing in the new one."""
+    if (hook := getattr(until, "restart", None)) is not None:
+        hook()
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,8 @@ class Completion:
 
 class Engine(Protocol):
     async def complete(self, prompt: str, params: Sampling, *, until: Until | None = None) -> Completion:
-        """Continue `prompt`. `until` must depend only on the text it is given: a request retried on
-        another endpoint feeds it again from the start."""
+        """Continue `prompt`. A request retried on another endpoint feeds `until` again from the start,
+        after `restart(until)`."""
         ...
 
 

@@ -22,6 +22,7 @@ from tessy.engines.base import (
     Sampling,
     Until,
     ask_until,
+    restart,
     wake_of,
 )
 
@@ -245,6 +246,7 @@ class OpenAIEngine:
         self, endpoint: _Endpoint, prompt: str, params: Sampling, until: Until | None
     ) -> Completion:
         body = self._body(await self._model(endpoint), prompt, params)
+        restart(until)  # each try feeds it from the start
         got = _Received()
         try:
             async with self._client.stream("POST", endpoint.url + "/v1/completions", json=body) as response:

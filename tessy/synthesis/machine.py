@@ -507,13 +507,17 @@ class _SingleAuthorCut:
     """`until` for a single author's thinking: stop right after its end-of-thinking marker, or as soon
     as the thinking ends in a repetition loop (looked for every `LOOP_CHECK_CHARS` new chars): that
     attempt fails either way, and the rest of its token budget would be generated for nothing. Each
-    call scans only the new text for the marker, so a long stream costs linear time."""
+    call scans only the new text for the marker, so a long stream costs linear time; a retried
+    request's text is scanned from its start again."""
 
     LOOP_CHECK_CHARS = 200
 
     def __init__(self, family: Family, settings: Settings, thinking: str):
         self.family, self.settings, self.thinking = family, settings, thinking
         self.reach = max(len(m) for m in family.end_markers) - 1  # a marker may start this far back
+        self.restart()
+
+    def restart(self) -> None:
         self.scanned = 0
         self.looked = 0
 
@@ -539,7 +543,9 @@ class _StreamCut:
     yet, `_span` judges the text before the marker as a whole. A cut was judged on an earlier text:
     one that the grown text puts inside a code block (a fence half written then, or a word the cut
     was stretched to) is dropped. With `yields`, a text it holds at its first word (one that opens
-    with a program) stops the stream there: the writer gives its turn away."""
+    with a program) stops the stream there: the writer gives its turn away. When a retried request
+    feeds the text from the start again, a cut judged on the old text is dropped, and so is the answer
+    to a question about it still out."""
 
     def __init__(
         self,
@@ -551,14 +557,19 @@ class _StreamCut:
         yields: Callable[[str], bool] | None = None,
     ):
         self.predict, self.no_cut, self.family = predict, no_cut, family
-        self.settings, self.skipped, self.yields = settings, skipped, yields
-        self.checked_words = 0
+        self.settings, self.skipped, self.opening = settings, skipped, yields
         self.check: asyncio.Task[Cut] | None = None
-        self.pending: int | None = None
         self.switched = False
+        self.restart()
         # Set when a question comes back: the engine feeds the text so far again, so a cut stops the
         # stream then, not one streamed event (stream_interval tokens) later.
         self.wake = asyncio.Event()
+
+    def restart(self) -> None:
+        self.yields = self.opening
+        self.checked_words = 0
+        self.pending: int | None = None
+        self.stale = self.check is not None  # the question out is about the old text
 
     def __call__(self, text: str) -> int | None:
         if self.yields is not None:
@@ -570,7 +581,9 @@ class _StreamCut:
         hit = self.family.find_end(text)
         if self.pending is None and self.check is not None and self.check.done():
             cut, self.check = self.check.result(), None
-            if cut.switch:
+            if self.stale:
+                self.stale = False
+            elif cut.switch:
                 self.pending = cut.keep  # an offset into an earlier text, which `text` extends
         if self.pending is not None:
             # The earlier text may have held the marker's first characters: clamp to its start.
