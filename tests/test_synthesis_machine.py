@@ -618,6 +618,16 @@ def test_a_single_authors_marker_streamed_char_by_char_is_found():
     assert teacher.finishes == ["cut", "stop"]
 
 
+def test_a_thinking_that_ends_inside_an_open_code_block_fails_its_attempt():
+    synth, _, teacher, _ = make(
+        [], ["We add.\n```python\nprint(1)\nassistantfinal", "We add.assistantfinal", "x<eos>"]
+    )
+    trace = run(synth, method="teacher-only")
+    assert trace.status == "ok" and trace.attempts == 2
+    assert spans_of(trace) == [("teacher", "We add."), ("teacher", "x")]
+    assert len(teacher.prompts) == 3  # no answer was asked for after the open block
+
+
 def test_a_single_authors_marker_is_found_in_a_retried_requests_shorter_text():
     """The engine feeds a request retried on another endpoint from the start: its marker may lie
     before where the broken-off stream's text was scanned to."""
