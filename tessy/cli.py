@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from tessy.config import DEFAULT_CONFIG, IngestConfig, PipelineConfig, SourceConfig, load_config
 from tessy.errors import TessyError
@@ -55,10 +58,11 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool, title: str | None = N
         print(json.dumps(rows, default=str))
         return
     table = Table(title=title)
+    # Text, not markup: a span of code holds "dp[i][j]", which rich would read as a style tag and drop.
     for name in rows[0].keys() if rows else []:
-        table.add_column(name, overflow="fold")
+        table.add_column(Text(name), overflow="fold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+        table.add_row(*(Text("" if v is None else str(v)) for v in row.values()))
     console.print(table)
 
 
@@ -205,7 +209,7 @@ def evaluate(
 
     cfg = _config(config, db)
     with _recorded(cfg, "evaluate") as run:
-        outcome = stage.run(cfg, run.run_id, report=err.print, release=release)
+        outcome = stage.run(cfg, run.run_id, report=partial(err.print, markup=False), release=release)
         run.stats = outcome.stats
     if not as_json:
         _print_rows(
@@ -285,7 +289,7 @@ def serve(config: ConfigOption = DEFAULT_CONFIG) -> None:
     if not specs:
         err.print("the config starts no servers (no model with engine: vllm)")
         raise typer.Exit(1)
-    serve_forever(specs, log_dir=server_log_dir(cfg), echo=console.print)
+    serve_forever(specs, log_dir=server_log_dir(cfg), echo=partial(console.print, markup=False))
 
 
 @app.command()
@@ -304,7 +308,7 @@ def sql(
     try:
         rows = read_query(db, query).to_dicts()
     except (duckdb.Error, FileNotFoundError, QueryRefused) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     _print_rows(rows, as_json)
 
@@ -338,7 +342,7 @@ def main() -> None:
         # A TessyError's message says what to do; anything else is a bug, and its type helps.
         if not isinstance(exc, TessyError):
             first = f"{type(exc).__name__}: {first}  (--debug for details)"
-        err.print(f"[red]error:[/red] {first}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(first)}", soft_wrap=True)
         raise SystemExit(1) from None
 
 

@@ -61,6 +61,15 @@ def test_db_from_environment_and_runs_listing(db_path: Path):
     assert table.exit_code == 0 and "10" in table.stdout
 
 
+def test_sql_table_shows_brackets_as_written(db_path: Path):
+    runner.invoke(app, ["ingest", SAMPLES[0], "--db", str(db_path)])
+    query = "SELECT 'dp[i][j] = [bold]x[/bold]' AS \"code[i]\""
+    table = runner.invoke(app, ["sql", query, "--db", str(db_path)])
+    assert table.exit_code == 0 and "dp[i][j] = [bold]x[/bold]" in table.stdout and "code[i]" in table.stdout
+    error = runner.invoke(app, ["sql", "SELECT [i] FROM nowhere_[b]", "--db", str(db_path)])
+    assert error.exit_code == 1 and "nowhere_[b]" in error.output
+
+
 def test_sql_is_read_only(db_path: Path):
     runner.invoke(app, ["ingest", SAMPLES[0], "--db", str(db_path)])
     result = runner.invoke(app, ["sql", "DELETE FROM questions", "--db", str(db_path)])
