@@ -562,7 +562,8 @@ class _StreamCut:
         yields: Callable[[str], bool] | None = None,
     ):
         self.predict, self.no_cut, self.family = predict, no_cut, family
-        self.settings, self.skipped, self.opening = settings, skipped, yields
+        self.settings, self.skipped = settings, skipped
+        self.opening = yields  # `yields` as each stream starts: it is dropped past the first word
         self.check: asyncio.Task[Cut] | None = None
         self.switched = False
         self.restart()
