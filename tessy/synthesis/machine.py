@@ -286,10 +286,8 @@ class Synthesizer:
                 break
             if switch:
                 role = "teacher" if role == "student" else "student"
-        blocks = () if s.cut_in_code else code_blocks(thinking)
-        if blocks and blocks[-1][1] > len(thinking):
+        if not is_cut_point(len(thinking), self._no_cut("", thinking)):
             # The answer would go on from half a program (a hand-over can end a thinking there).
-            # With `cut_in_code` a code block is no unit anywhere.
             raise SampleError("the thinking ended inside an open code block")
         answer = await self._answer(self.writers[m.answerer], question, thinking, seed + step, cost)
         spans.append(Span(m.answerer, answer, self.count(answer)))
