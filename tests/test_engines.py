@@ -486,7 +486,6 @@ def test_server_group_starts_replicas_and_stops_their_process_groups(tmp_path: P
         assert all(_alive(pid) for pid in children)
     assert "cpus 0 bind 0-0 kv 2 extra x" in logs[0] and "cpus 1 bind 1-1 kv 2 extra x" in logs[1]
     assert "--served-model-name m --max-model-len 128" in logs[0] and "--enable-prefix-caching" in logs[0]
-    assert "--disable-uvicorn-access-log" in logs[0]
     assert not any(s.alive() for s in group.servers)
     assert not any(_alive(pid) for pid in children)
 

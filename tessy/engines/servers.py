@@ -228,10 +228,6 @@ def server_command(spec: ServerSpec, port: int, python: Path) -> list[str]:
         "--port",
         str(port),
         "--enable-prefix-caching",
-        # A line per request, and a night sends hundreds of thousands (a bench run alone, 10,000);
-        # failures reach the client and the log anyway. `--no-disable-uvicorn-access-log` in
-        # extra_args brings it back.
-        "--disable-uvicorn-access-log",
         *(cpu_workarounds(spec) if is_cpu_build(python) else []),
         *spec.extra_args,
     ]
